@@ -1,0 +1,123 @@
+package io.capstan.kvstore;
+
+import com.codahale.metrics.Gauge;
+import com.codahale.metrics.MetricRegistry;
+import io.capstan.common.AdminHttpServer;
+import io.capstan.common.Urls;
+import io.capstan.kvstore.mvcc.ClusterMembers;
+import io.capstan.kvstore.mvcc.MvccStore;
+import io.capstan.kvstore.raft.RaftNode;
+import io.capstan.kvstore.server.EtcdGrpcServer;
+import io.capstan.kvstore.watch.WatchHub;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One kvstore member, wired: the MVCC store, the watch hub, the Raft node, the etcd gRPC API on
+ * the client URLs, and the admin HTTP endpoint on the metrics URL. {@link KvStoreMain} builds it
+ * from flags; tests build it directly.
+ */
+public final class KvStoreServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(KvStoreServer.class);
+
+  private final KvStoreConfig config;
+  private final MvccStore store;
+  private final RaftNode raft;
+  private final EtcdGrpcServer grpc;
+  private final AdminHttpServer admin;
+  private final MetricRegistry metrics;
+
+  private KvStoreServer(KvStoreConfig config, MvccStore store, RaftNode raft, EtcdGrpcServer grpc,
+      AdminHttpServer admin, MetricRegistry metrics) {
+    this.config = config;
+    this.store = store;
+    this.raft = raft;
+    this.grpc = grpc;
+    this.admin = admin;
+    this.metrics = metrics;
+  }
+
+  /**
+   * Starts the member: recovers its state from its data dir (or starts empty, or from a restored
+   * snapshot), joins the Raft group and starts serving.
+   *
+   * @throws IOException if the data dir or a listener cannot be set up
+   */
+  public static KvStoreServer start(KvStoreConfig config) throws IOException {
+    Files.createDirectories(config.dataDir());
+    MvccStore store = new MvccStore();
+    ClusterMembers members = new ClusterMembers();
+    WatchHub hub = new WatchHub(store);
+    MetricRegistry metrics = new MetricRegistry();
+    RaftNode raft = RaftNode.start(config, store, members);
+    EtcdGrpcServer grpc;
+    try {
+      grpc = EtcdGrpcServer.start(config, store, members, raft, hub, metrics);
+    } catch (IOException | RuntimeException e) {
+      raft.close();
+      throw e;
+    }
+    registerGauges(metrics, store, raft, hub);
+    AdminHttpServer admin = null;
+    if (config.listenMetricsUrl() != null) {
+      Urls.HostPort m = config.listenMetricsUrl();
+      admin = AdminHttpServer.start(m.host(), m.port(), metrics,
+          () -> raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader"),
+          () -> raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader"));
+    }
+    KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics);
+    LOG.info("kvstore member {} serving the etcd v3 API on {}", config.name(), grpc.ports());
+    return server;
+  }
+
+  private static void registerGauges(MetricRegistry m, MvccStore store, RaftNode raft, WatchHub hub) {
+    m.register("kvstore_revision", (Gauge<Long>) store::currentRevision);
+    m.register("kvstore_compact_revision", (Gauge<Long>) store::compactRevision);
+    m.register("kvstore_keys", (Gauge<Integer>) store::keyCount);
+    m.register("kvstore_db_size_bytes", (Gauge<Long>) store::approximateBytes);
+    m.register("kvstore_watchers", (Gauge<Integer>) hub::watcherCount);
+    m.register("raft_term", (Gauge<Long>) raft::term);
+    m.register("raft_is_leader", (Gauge<Integer>) () -> raft.isLeader() ? 1 : 0);
+    m.register("raft_has_leader", (Gauge<Integer>) () -> raft.hasLeader() ? 1 : 0);
+    m.register("raft_applied_index", (Gauge<Long>) raft::appliedIndex);
+    m.register("raft_commit_index", (Gauge<Long>) raft::commitIndex);
+  }
+
+  public KvStoreConfig config() {
+    return config;
+  }
+
+  public MvccStore store() {
+    return store;
+  }
+
+  public RaftNode raft() {
+    return raft;
+  }
+
+  public MetricRegistry metrics() {
+    return metrics;
+  }
+
+  /** The bound client ports, in the order of the listen URLs. */
+  public List<Integer> clientPorts() {
+    return grpc.ports();
+  }
+
+  public int metricsPort() {
+    return admin == null ? -1 : admin.port();
+  }
+
+  @Override
+  public void close() {
+    LOG.info("kvstore member {} stopping", config.name());
+    grpc.close();
+    raft.close();
+    if (admin != null) {
+      admin.close();
+    }
+  }
+}

@@ -1,0 +1,472 @@
+package io.capstan.kvstore.mvcc;
+
+import com.google.protobuf.ByteString;
+import io.etcd.jetcd.api.KeyValue;
+import io.etcd.jetcd.api.RangeRequest;
+import io.etcd.jetcd.api.RangeResponse;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
+
+/**
+ * The multi-version key-value store, with etcd's revision rules: a new store is at revision 1, and
+ * every write transaction that changes something takes the next revision, shared by all its
+ * events. Keeps every version and every revision's events above the compact revision, so reads at
+ * past revisions and watch replays work until {@link #compact} discards them.
+ *
+ * <p>Deterministic: given the same sequence of write transactions every member ends in the same
+ * state. Writes come from one thread (the Raft apply thread); reads from any thread. Published
+ * revisions go to the {@link #onCommit listener} in revision order, after the write lock is
+ * released.
+ */
+public final class MvccStore {
+  static final Comparator<ByteString> KEY_ORDER = ByteString.unsignedLexicographicalComparator();
+  private static final ByteString ZERO = ByteString.copyFrom(new byte[] {0});
+
+  /** The events of one committed revision. */
+  public record Committed(long revision, Change[] changes) {}
+
+  private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  private final TreeMap<ByteString, KeyHistory> index = new TreeMap<>(KEY_ORDER);
+  private RevisionLog log = new RevisionLog(2);
+  final LeaseTable leases = new LeaseTable();
+  private volatile long currentRevision = 1;
+  private volatile long compactRevision = 0;
+  private volatile long approximateBytes;
+  private volatile Consumer<Committed> listener = c -> {};
+  private volatile Runnable resetListener = () -> {};
+
+  /** Sets who hears of each committed revision (the watch hub). */
+  public void onCommit(Consumer<Committed> listener) {
+    this.listener = listener;
+  }
+
+  /** Sets who hears that the whole state was replaced (a snapshot was loaded). */
+  public void onReset(Runnable listener) {
+    this.resetListener = listener;
+  }
+
+  void notifyReset() {
+    resetListener.run();
+  }
+
+  public long currentRevision() {
+    return currentRevision;
+  }
+
+  public long compactRevision() {
+    return compactRevision;
+  }
+
+  /** Rough size of the data held: keys and values of every version, plus per-version overhead. */
+  public long approximateBytes() {
+    return approximateBytes;
+  }
+
+  public int keyCount() {
+    lock.readLock().lock();
+    try {
+      return index.size();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  static long sizeOf(KeyValue kv) {
+    return kv.getKey().size() + kv.getValue().size() + 48L;
+  }
+
+  ReentrantReadWriteLock lock() {
+    return lock;
+  }
+
+  /** A lease as replicated: its granted TTL and attached keys. */
+  public record LeaseInfo(long id, long ttl, List<ByteString> keys) {}
+
+  public java.util.Optional<LeaseInfo> lease(long id) {
+    lock.readLock().lock();
+    try {
+      LeaseTable.Lease l = leases.get(id);
+      return l == null ? java.util.Optional.empty()
+          : java.util.Optional.of(new LeaseInfo(l.id, l.ttl, new ArrayList<>(l.keys)));
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  public List<Long> leaseIds() {
+    lock.readLock().lock();
+    try {
+      return leases.ids();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /**
+   * Serves a Range with etcd's semantics ({@code count} is the number of keys in range at the
+   * revision, whatever the limit; {@code more} is set when the limit cut the result).
+   *
+   * @throws KvException compacted / future revision, or key not provided
+   */
+  public RangeResponse.Builder range(RangeRequest r) {
+    lock.readLock().lock();
+    try {
+      return rangeLocked(r, currentRevision);
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /** Range under a lock the caller holds, at {@code current} as the newest visible revision. */
+  RangeResponse.Builder rangeLocked(RangeRequest r, long current) {
+    if (r.getKey().isEmpty()) {
+      throw KvException.keyNotProvided();
+    }
+    long rev = r.getRevision() <= 0 ? current : r.getRevision();
+    if (rev > current) {
+      throw KvException.futureRevision();
+    }
+    if (rev < compactRevision) {
+      throw KvException.compacted();
+    }
+    boolean fetchAll = r.getSortOrder() != RangeRequest.SortOrder.NONE
+        || r.getMinModRevision() != 0 || r.getMaxModRevision() != 0
+        || r.getMinCreateRevision() != 0 || r.getMaxCreateRevision() != 0;
+    long fetchLimit = (r.getLimit() > 0 && !fetchAll) ? r.getLimit() + 1 : Long.MAX_VALUE;
+
+    List<KeyValue> kvs = new ArrayList<>();
+    long count = 0;
+    for (KeyHistory h : span(r.getKey(), r.getRangeEnd()).values()) {
+      KeyValue kv = h.liveAt(rev);
+      if (kv == null) {
+        continue;
+      }
+      count++;
+      if (!r.getCountOnly() && kvs.size() < fetchLimit) {
+        kvs.add(kv);
+      }
+    }
+    kvs.removeIf(kv -> !passesFilters(r, kv));
+    sort(r, kvs);
+    RangeResponse.Builder out = RangeResponse.newBuilder().setCount(count);
+    if (r.getLimit() > 0 && kvs.size() > r.getLimit()) {
+      kvs = kvs.subList(0, (int) r.getLimit());
+      out.setMore(true);
+    }
+    for (KeyValue kv : kvs) {
+      out.addKvs(r.getKeysOnly() ? kv.toBuilder().clearValue().build() : kv);
+    }
+    return out;
+  }
+
+  private static boolean passesFilters(RangeRequest r, KeyValue kv) {
+    return (r.getMinModRevision() == 0 || kv.getModRevision() >= r.getMinModRevision())
+        && (r.getMaxModRevision() == 0 || kv.getModRevision() <= r.getMaxModRevision())
+        && (r.getMinCreateRevision() == 0 || kv.getCreateRevision() >= r.getMinCreateRevision())
+        && (r.getMaxCreateRevision() == 0 || kv.getCreateRevision() <= r.getMaxCreateRevision());
+  }
+
+  private static void sort(RangeRequest r, List<KeyValue> kvs) {
+    RangeRequest.SortOrder order = r.getSortOrder();
+    if (order == RangeRequest.SortOrder.NONE && r.getSortTarget() != RangeRequest.SortTarget.KEY) {
+      order = RangeRequest.SortOrder.ASCEND; // etcd: a target without an order sorts ascending
+    }
+    if (order == RangeRequest.SortOrder.NONE
+        || (order == RangeRequest.SortOrder.ASCEND && r.getSortTarget() == RangeRequest.SortTarget.KEY)) {
+      return; // already in ascending key order
+    }
+    Comparator<KeyValue> c = switch (r.getSortTarget()) {
+      case VERSION -> Comparator.comparingLong(KeyValue::getVersion);
+      case CREATE -> Comparator.comparingLong(KeyValue::getCreateRevision);
+      case MOD -> Comparator.comparingLong(KeyValue::getModRevision);
+      case VALUE -> Comparator.comparing(KeyValue::getValue, KEY_ORDER);
+      default -> Comparator.comparing(KeyValue::getKey, KEY_ORDER);
+    };
+    kvs.sort(order == RangeRequest.SortOrder.DESCEND ? c.reversed() : c);
+  }
+
+  /** The histories of the keys in etcd's range [key, rangeEnd). */
+  NavigableMap<ByteString, KeyHistory> span(ByteString key, ByteString rangeEnd) {
+    if (rangeEnd.isEmpty()) {
+      KeyHistory h = index.get(key);
+      TreeMap<ByteString, KeyHistory> one = new TreeMap<>(KEY_ORDER);
+      if (h != null) {
+        one.put(key, h);
+      }
+      return one;
+    }
+    if (rangeEnd.equals(ZERO)) {
+      return index.tailMap(key, true);
+    }
+    if (KEY_ORDER.compare(rangeEnd, key) <= 0) {
+      return new TreeMap<>(KEY_ORDER);
+    }
+    return index.subMap(key, true, rangeEnd, false);
+  }
+
+  /** True if {@code key} falls in etcd's range [start, end). */
+  public static boolean inRange(ByteString key, ByteString start, ByteString end) {
+    if (end.isEmpty()) {
+      return key.equals(start);
+    }
+    if (KEY_ORDER.compare(key, start) < 0) {
+      return false;
+    }
+    return end.equals(ZERO) || KEY_ORDER.compare(key, end) < 0;
+  }
+
+  // ---------------------------------------------------------------- history (watch replay)
+
+  /**
+   * Calls {@code visitor} with the committed revisions from {@code fromRevision} to at most {@code
+   * maxRevisions} of them, under the read lock, and returns the revision after the last one
+   * visited.
+   *
+   * @throws KvException compacted when {@code fromRevision} is below the compact revision
+   */
+  public long replay(long fromRevision, int maxRevisions, Consumer<Committed> visitor) {
+    lock.readLock().lock();
+    try {
+      return replayLocked(fromRevision, maxRevisions, visitor);
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  long replayLocked(long fromRevision, int maxRevisions, Consumer<Committed> visitor) {
+    if (fromRevision < compactRevision) {
+      throw KvException.compacted();
+    }
+    long rev = Math.max(fromRevision, log.first());
+    long end = Math.min(currentRevision, rev + maxRevisions - 1);
+    for (; rev <= end; rev++) {
+      visitor.accept(new Committed(rev, log.get(rev)));
+    }
+    return rev;
+  }
+
+  /**
+   * Runs {@code action} holding the read lock, so no revision commits meanwhile; the watch hub
+   * uses it to switch a watcher from replay to live delivery without a gap or a repeat.
+   */
+  public <T> T withReadLock(java.util.function.LongFunction<T> action) {
+    lock.readLock().lock();
+    try {
+      return action.apply(currentRevision);
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** A write transaction: every change it makes shares one revision. */
+  public final class WriteTxn {
+    final long revision = currentRevision + 1;
+    private final List<Change> changes = new ArrayList<>();
+
+    public long revision() {
+      return revision;
+    }
+
+    public boolean changed() {
+      return !changes.isEmpty();
+    }
+
+    /** The newest visible revision inside this transaction (its own writes included). */
+    long readRevision() {
+      return changed() ? revision : currentRevision;
+    }
+
+    KeyValue live(ByteString key) {
+      KeyHistory h = index.get(key);
+      return h == null ? null : h.live();
+    }
+
+    /** Writes {@code key}; returns the value it replaced (null if none). */
+    KeyValue put(ByteString key, ByteString value, long lease) {
+      KeyHistory h = index.computeIfAbsent(key, k -> new KeyHistory());
+      KeyValue prev = h.live();
+      KeyValue kv = KeyValue.newBuilder()
+          .setKey(key)
+          .setValue(value)
+          .setCreateRevision(prev == null ? revision : prev.getCreateRevision())
+          .setModRevision(revision)
+          .setVersion(prev == null ? 1 : prev.getVersion() + 1)
+          .setLease(lease)
+          .build();
+      h.add(kv);
+      if (prev != null && prev.getLease() != 0 && prev.getLease() != lease) {
+        leases.detach(prev.getLease(), key);
+      }
+      if (lease != 0) {
+        leases.attach(lease, key);
+      }
+      approximateBytes += sizeOf(kv);
+      changes.add(Change.put(kv, prev));
+      return prev;
+    }
+
+    /** Deletes the live keys in [key, rangeEnd); returns what they held, in key order. */
+    List<KeyValue> deleteRange(ByteString key, ByteString rangeEnd) {
+      List<KeyValue> deleted = new ArrayList<>();
+      for (Map.Entry<ByteString, KeyHistory> e : span(key, rangeEnd).entrySet()) {
+        KeyValue prev = e.getValue().live();
+        if (prev != null) {
+          deleted.add(prev);
+        }
+      }
+      for (KeyValue prev : deleted) {
+        KeyValue tomb = KeyHistory.tombstone(prev, revision);
+        index.get(prev.getKey()).add(tomb);
+        if (prev.getLease() != 0) {
+          leases.detach(prev.getLease(), prev.getKey());
+        }
+        approximateBytes += sizeOf(tomb);
+        changes.add(Change.delete(tomb, prev));
+      }
+      return deleted;
+    }
+
+    RangeResponse.Builder range(RangeRequest r) {
+      return rangeLocked(r, readRevision());
+    }
+  }
+
+  /**
+   * Runs {@code body} as one write transaction under the write lock; if it changed anything the
+   * store moves to the next revision and the listener hears of it (after the lock is released).
+   * If {@code body} throws, nothing it did may have been changed (callers validate first).
+   */
+  public <T> T write(java.util.function.Function<WriteTxn, T> body) {
+    Committed committed = null;
+    T result;
+    lock.writeLock().lock();
+    try {
+      WriteTxn txn = new WriteTxn();
+      result = body.apply(txn);
+      if (txn.changed()) {
+        Change[] changes = txn.changes.toArray(new Change[0]);
+        log.append(txn.revision, changes);
+        currentRevision = txn.revision;
+        committed = new Committed(txn.revision, changes);
+      }
+    } finally {
+      lock.writeLock().unlock();
+    }
+    if (committed != null) {
+      listener.accept(committed);
+    }
+    return result;
+  }
+
+  /**
+   * Discards history below {@code revision}: reads and watches from before it fail as compacted
+   * from now on.
+   *
+   * @throws KvException compacted if at or below the current compact revision, future revision if
+   *     above the current revision
+   */
+  public void compact(long revision) {
+    lock.writeLock().lock();
+    try {
+      if (revision <= compactRevision) {
+        throw KvException.compacted();
+      }
+      if (revision > currentRevision) {
+        throw KvException.futureRevision();
+      }
+      compactLocked(revision);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  private void compactLocked(long revision) {
+    compactRevision = revision;
+    var it = index.entrySet().iterator();
+    long released = 0;
+    while (it.hasNext()) {
+      KeyHistory h = it.next().getValue();
+      released += h.compact(revision);
+      if (h.size() == 0) {
+        it.remove();
+      }
+    }
+    approximateBytes -= released;
+    log.truncateBefore(revision);
+  }
+
+  // ---------------------------------------------------------------- snapshot support
+
+  /** Visits the base state (live values as of the revision before the log's first) and the log. */
+  void exportLocked(Consumer<KeyValue> base, Consumer<Committed> revisions) {
+    long baseRev = log.first() - 1;
+    for (KeyHistory h : index.values()) {
+      KeyValue kv = h.liveAt(baseRev);
+      if (kv != null) {
+        base.accept(kv);
+      }
+    }
+    for (long rev = log.first(); rev <= currentRevision; rev++) {
+      revisions.accept(new Committed(rev, log.get(rev)));
+    }
+  }
+
+  /** Replaces the whole state (snapshot load). The caller holds the write lock. */
+  void resetLocked(long revision, long compactRev, List<KeyValue> base, List<List<KeyValue>> eventKvs, long firstLogRev) {
+    index.clear();
+    approximateBytes = 0;
+    RevisionLog fresh = new RevisionLog(firstLogRev);
+    for (KeyValue kv : base) {
+      KeyHistory h = new KeyHistory();
+      h.add(kv);
+      index.put(kv.getKey(), h);
+      approximateBytes += sizeOf(kv);
+    }
+    long rev = firstLogRev;
+    for (List<KeyValue> kvs : eventKvs) {
+      Change[] changes = new Change[kvs.size()];
+      for (int i = 0; i < kvs.size(); i++) {
+        KeyValue kv = kvs.get(i);
+        KeyHistory h = index.computeIfAbsent(kv.getKey(), k -> new KeyHistory());
+        KeyValue prev = h.live();
+        h.add(kv);
+        approximateBytes += sizeOf(kv);
+        changes[i] = KeyHistory.isTombstone(kv) ? Change.delete(kv, prev) : Change.put(kv, prev);
+      }
+      fresh.append(rev++, changes);
+    }
+    log = fresh;
+    currentRevision = revision;
+    compactRevision = compactRev;
+    if (compactRev > 0) {
+      var it = index.entrySet().iterator();
+      while (it.hasNext()) {
+        KeyHistory h = it.next().getValue();
+        approximateBytes -= h.compact(compactRev);
+        if (h.size() == 0) {
+          it.remove();
+        }
+      }
+    }
+  }
+
+  /** Attaches every live key to its lease (after a snapshot load granted the leases). */
+  void reattachLeasesLocked() {
+    for (KeyHistory h : index.values()) {
+      KeyValue kv = h.live();
+      if (kv != null && kv.getLease() != 0) {
+        leases.attach(kv.getLease(), kv.getKey());
+      }
+    }
+  }
+}

@@ -1,0 +1,208 @@
+package io.capstan.kvstore.raft;
+
+import io.capstan.kvstore.mvcc.ClusterMembers;
+import io.capstan.kvstore.mvcc.MvccStore;
+import io.capstan.kvstore.mvcc.RequestApplier;
+import io.capstan.kvstore.mvcc.StoreSnapshot;
+import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.Query;
+import io.capstan.kvstore.proto.RaftCommand;
+import io.etcd.jetcd.api.LeaseKeepAliveResponse;
+import io.etcd.jetcd.api.LeaseTimeToLiveResponse;
+import io.etcd.jetcd.api.ResponseHeader;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.BooleanSupplier;
+import org.apache.ratis.io.MD5Hash;
+import org.apache.ratis.proto.RaftProtos;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.protocol.RaftGroupMemberId;
+import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.protocol.TermIndex;
+import org.apache.ratis.server.storage.FileInfo;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.statemachine.TransactionContext;
+import org.apache.ratis.statemachine.impl.BaseStateMachine;
+import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
+import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
+import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
+import org.apache.ratis.util.MD5FileUtil;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The Ratis state machine: applies {@link RaftCommand}s to the store in log order, takes and
+ * loads snapshots of the whole state, and answers the leader-only queries (lease keep-alive and
+ * time-to-live) and the linearizable read barrier.
+ */
+final class KvStateMachine extends BaseStateMachine {
+  private static final Logger LOG = LoggerFactory.getLogger(KvStateMachine.class);
+
+  private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
+  private final MvccStore store;
+  private final ClusterMembers members;
+  private final LeaseClock leaseClock;
+  private final RequestApplier applier;
+  private final Path restoreFile;
+  private volatile BooleanSupplier isLeader = () -> false;
+
+  KvStateMachine(MvccStore store, ClusterMembers members, LeaseClock leaseClock, Path restoreFile) {
+    this.store = store;
+    this.members = members;
+    this.leaseClock = leaseClock;
+    this.applier = new RequestApplier(store, members, leaseClock);
+    this.restoreFile = restoreFile;
+  }
+
+  void setLeaderCheck(BooleanSupplier isLeader) {
+    this.isLeader = isLeader;
+  }
+
+  @Override
+  public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
+    super.initialize(server, groupId, raftStorage);
+    storage.init(raftStorage);
+    loadLatestSnapshot();
+  }
+
+  @Override
+  public void reinitialize() throws IOException {
+    storage.loadLatestSnapshot();
+    loadLatestSnapshot();
+  }
+
+  private void loadLatestSnapshot() throws IOException {
+    SingleFileSnapshotInfo snapshot = storage.getLatestSnapshot();
+    if (snapshot == null) {
+      if (restoreFile != null && Files.exists(restoreFile)) {
+        StoreSnapshot.Position p = StoreSnapshot.load(restoreFile, store, members);
+        reloadLeases();
+        LOG.info("initialised the state from restored snapshot {} at revision {}", restoreFile, p.revision());
+      }
+      return;
+    }
+    Path file = snapshot.getFile().getPath();
+    StoreSnapshot.Position p = StoreSnapshot.load(file, store, members);
+    reloadLeases();
+    setLastAppliedTermIndex(snapshot.getTermIndex());
+    LOG.info("loaded snapshot {} (raft index {}, revision {})", file.getFileName(), p.index(), p.revision());
+  }
+
+  private void reloadLeases() {
+    leaseClock.clear();
+    for (long id : store.leaseIds()) {
+      store.lease(id).ifPresent(l -> leaseClock.granted(l.id(), l.ttl()));
+    }
+  }
+
+  @Override
+  public SimpleStateMachineStorage getStateMachineStorage() {
+    return storage;
+  }
+
+  @Override
+  public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
+    RaftProtos.LogEntryProto entry = trx.getLogEntry();
+    RaftCommand command;
+    try {
+      command = RaftCommand.parseFrom(entry.getStateMachineLogEntry().getLogData().asReadOnlyByteBuffer());
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      // A log entry we cannot read must stop this member rather than be skipped: skipping would
+      // make its state diverge from the others'.
+      throw new IllegalStateException("unreadable Raft log entry at index " + entry.getIndex(), e);
+    }
+    ApplyResult result = applier.apply(command);
+    updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
+    return CompletableFuture.completedFuture(Message.valueOf(UnsafeByteOperations.unsafeWrap(result.toByteArray())));
+  }
+
+  @Override
+  public long takeSnapshot() throws IOException {
+    TermIndex last = getLastAppliedTermIndex();
+    if (last == null || last.getIndex() < 0) {
+      return RaftLog.INVALID_LOG_INDEX;
+    }
+    File file = storage.getSnapshotFile(last.getTerm(), last.getIndex());
+    StoreSnapshot.writeFile(store, members, last.getTerm(), last.getIndex(), file.toPath());
+    MD5Hash md5 = MD5FileUtil.computeAndSaveMd5ForFile(file);
+    storage.updateLatestSnapshot(new SingleFileSnapshotInfo(new FileInfo(file.toPath(), md5), last));
+    LOG.info("took snapshot at raft index {} (revision {}, {} bytes)", last.getIndex(), store.currentRevision(), file.length());
+    return last.getIndex();
+  }
+
+  @Override
+  public CompletableFuture<Message> query(Message request) {
+    Query query;
+    try {
+      query = Query.parseFrom(request.getContent().asReadOnlyByteBuffer());
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    byte[] out = switch (query.getQueryCase()) {
+      case READ_BARRIER -> new byte[0];
+      case LEASE_KEEP_ALIVE -> {
+        requireLeader();
+        long id = query.getLeaseKeepAlive();
+        yield LeaseKeepAliveResponse.newBuilder()
+            .setHeader(ResponseHeader.newBuilder().setRevision(store.currentRevision()))
+            .setID(id)
+            .setTTL(leaseClock.renew(id))
+            .build().toByteArray();
+      }
+      case LEASE_TIME_TO_LIVE -> {
+        requireLeader();
+        yield timeToLive(query.getLeaseTimeToLive()).toByteArray();
+      }
+      default -> throw new IllegalArgumentException("unknown query " + query.getQueryCase());
+    };
+    return CompletableFuture.completedFuture(Message.valueOf(UnsafeByteOperations.unsafeWrap(out)));
+  }
+
+  private LeaseTimeToLiveResponse timeToLive(io.etcd.jetcd.api.LeaseTimeToLiveRequest r) {
+    LeaseTimeToLiveResponse.Builder out = LeaseTimeToLiveResponse.newBuilder()
+        .setHeader(ResponseHeader.newBuilder().setRevision(store.currentRevision()))
+        .setID(r.getID());
+    var lease = store.lease(r.getID());
+    if (lease.isEmpty()) {
+      return out.setTTL(-1).build(); // etcd answers an unknown lease with TTL -1, not an error
+    }
+    out.setGrantedTTL(lease.get().ttl()).setTTL(Math.max(0, leaseClock.remainingSeconds(r.getID())));
+    if (r.getKeys()) {
+      out.addAllKeys(lease.get().keys());
+    }
+    return out.build();
+  }
+
+  private void requireLeader() {
+    if (!isLeader.getAsBoolean()) {
+      throw new NotLeaderForQueryException();
+    }
+  }
+
+  /** A leader-only query reached a member that is no longer the leader; the caller retries. */
+  static final class NotLeaderForQueryException extends RuntimeException {
+    NotLeaderForQueryException() {
+      super("not the leader", null, false, false);
+    }
+  }
+
+  @Override
+  public void notifyLeaderChanged(RaftGroupMemberId groupMemberId, RaftPeerId newLeaderId) {
+    if (groupMemberId.getPeerId().equals(newLeaderId)) {
+      leaseClock.refreshAll();
+      LOG.info("{} became the Raft leader; lease expiries refreshed", newLeaderId);
+    } else {
+      LOG.info("Raft leader is now {}", newLeaderId);
+    }
+  }
+
+  /** Ratis' INVALID_LOG_INDEX without importing the raftlog package into every caller. */
+  private static final class RaftLog {
+    static final long INVALID_LOG_INDEX = -1;
+  }
+}

@@ -1,0 +1,431 @@
+package io.capstan.kvstore.raft;
+
+import io.capstan.common.Urls;
+import io.capstan.kvstore.KvStoreConfig;
+import io.capstan.kvstore.mvcc.ClusterMembers;
+import io.capstan.kvstore.mvcc.KvException;
+import io.capstan.kvstore.mvcc.MvccStore;
+import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.Empty;
+import io.capstan.kvstore.proto.Query;
+import io.capstan.kvstore.proto.RaftCommand;
+import io.grpc.Status;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+import org.apache.ratis.RaftConfigKeys;
+import org.apache.ratis.client.RaftClient;
+import org.apache.ratis.conf.Parameters;
+import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.grpc.GrpcFactory;
+import org.apache.ratis.protocol.ClientId;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientReply;
+import org.apache.ratis.protocol.RaftClientRequest;
+import org.apache.ratis.protocol.RaftGroup;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.protocol.RaftPeer;
+import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.rpc.SupportedRpcType;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.RaftServerConfigKeys;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
+import org.apache.ratis.util.SizeInBytes;
+import org.apache.ratis.util.TimeDuration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One member of the Raft group: the only class (with {@link KvStateMachine}) that knows Ratis.
+ * Proposes commands (straight into the local server when it leads, through a Raft client that
+ * finds the leader otherwise), runs linearizable read barriers (ReadIndex), routes leader-only
+ * queries to the leader, and on the leader proposes the revocation of expired leases.
+ */
+public final class RaftNode implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(RaftNode.class);
+  private static final long RETRY_DELAY_MS = 50;
+
+  private final KvStoreConfig config;
+  private final RaftServer server;
+  private final RaftServer.Division division;
+  private final RaftGroup group;
+  private final RaftPeerId selfId;
+  private final RaftClient client;
+  private final ClientId localClientId = ClientId.randomId();
+  private final AtomicLong callIds = new AtomicLong();
+  private final LeaseClock leaseClock;
+  private final ScheduledExecutorService timer;
+  private final Map<String, Long> memberIds = new TreeMap<>();
+  private final long clusterId;
+
+  private RaftNode(KvStoreConfig config, RaftServer server, RaftGroup group, RaftClient client,
+      LeaseClock leaseClock, long clusterId) throws IOException {
+    this.config = config;
+    this.server = server;
+    this.group = group;
+    this.selfId = server.getId();
+    this.division = server.getDivision(group.getGroupId());
+    this.client = client;
+    this.leaseClock = leaseClock;
+    this.clusterId = clusterId;
+    config.initialCluster().forEach((name, url) -> memberIds.put(name, memberId(url, config.initialClusterToken())));
+    this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "raft-node-timer");
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  /** Starts this member's Raft server (recovering its log and snapshot if the data dir has them). */
+  public static RaftNode start(KvStoreConfig config, MvccStore store, ClusterMembers members) throws IOException {
+    LeaseClock leaseClock = new LeaseClock(System::nanoTime);
+    List<RaftPeer> peers = new ArrayList<>();
+    config.initialCluster().forEach((name, url) -> {
+      Urls.HostPort hp = Urls.parse(url);
+      peers.add(RaftPeer.newBuilder().setId(name).setAddress(hp.toString()).build());
+    });
+    RaftGroup group = RaftGroup.valueOf(groupId(config), peers);
+    RaftProperties props = properties(config);
+    KvStateMachine stateMachine = new KvStateMachine(store, members, leaseClock, config.restoreFile());
+    boolean recover = Files.isDirectory(config.dataDir().resolve("raft").resolve(group.getGroupId().getUuid().toString()));
+    RaftServer server = RaftServer.newBuilder()
+        .setServerId(RaftPeerId.valueOf(config.name()))
+        .setGroup(group)
+        .setProperties(props)
+        .setStateMachine(stateMachine)
+        .setOption(recover ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
+        .build();
+    server.start();
+    RaftClient client = RaftClient.newBuilder()
+        .setRaftGroup(group)
+        .setProperties(props)
+        .setClientRpc(new GrpcFactory(new Parameters()).newRaftClientRpc(ClientId.randomId(), props))
+        .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
+            (int) (config.requestTimeout().toMillis() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+        .build();
+    long clusterId = clusterId(config);
+    RaftNode node = new RaftNode(config, server, group, client, leaseClock, clusterId);
+    stateMachine.setLeaderCheck(node::isLeader);
+    node.timer.scheduleWithFixedDelay(node::expireLeases, 250, 250, TimeUnit.MILLISECONDS);
+    LOG.info("kvstore member {} (id {}) started Raft group {} with peers {} ({})", config.name(),
+        Long.toHexString(node.memberId()), group.getGroupId(), peers, recover ? "recovered" : "new");
+    return node;
+  }
+
+  private static RaftProperties properties(KvStoreConfig config) {
+    RaftProperties p = new RaftProperties();
+    RaftConfigKeys.Rpc.setType(p, SupportedRpcType.GRPC);
+    RaftServerConfigKeys.setStorageDir(p, List.of(config.dataDir().resolve("raft").toFile()));
+    GrpcConfigKeys.Server.setHost(p, config.listenPeerUrl().host());
+    GrpcConfigKeys.Server.setPort(p, config.listenPeerUrl().port());
+    GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf("32MB"));
+    long election = config.electionTimeout().toMillis();
+    RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(election / 2, TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(election, TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
+    RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
+    RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, true);
+    RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
+    RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, config.snapshotCount());
+    RaftServerConfigKeys.Snapshot.setRetentionFileNum(p, 2);
+    RaftServerConfigKeys.Log.setPurgeUptoSnapshotIndex(p, true);
+    RaftServerConfigKeys.Log.setPurgeGap(p, 1);
+    RaftServerConfigKeys.Log.setSegmentSizeMax(p, SizeInBytes.valueOf(config.logSegmentBytes()));
+    RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(4 * 1024 * 1024 + 64 * 1024));
+    RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, SizeInBytes.valueOf("4MB"));
+    RaftServerConfigKeys.Log.Appender.setInstallSnapshotEnabled(p, true);
+    RaftServerConfigKeys.Log.Appender.setWaitTimeMin(p, TimeDuration.ZERO);
+    return p;
+  }
+
+  // ------------------------------------------------------------------ identity
+
+  private static RaftGroupId groupId(KvStoreConfig config) {
+    return RaftGroupId.valueOf(UUID.nameUUIDFromBytes(
+        ("capstan-kvstore/" + config.initialClusterToken() + "/" + new TreeMap<>(config.initialCluster()))
+            .getBytes(StandardCharsets.UTF_8)));
+  }
+
+  /** etcd derives a member's ID from its peer URLs and the cluster token; so do we. */
+  static long memberId(String peerUrl, String token) {
+    return hash64(peerUrl + "|" + token);
+  }
+
+  private static long clusterId(KvStoreConfig config) {
+    StringBuilder ids = new StringBuilder();
+    new TreeMap<>(config.initialCluster()).forEach((n, url) -> ids.append(memberId(url, config.initialClusterToken())).append(','));
+    return hash64(ids + config.initialClusterToken());
+  }
+
+  private static long hash64(String s) {
+    try {
+      byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
+      long v = 0;
+      for (int i = 0; i < 8; i++) {
+        v = (v << 8) | (d[i] & 0xff);
+      }
+      return v == 0 ? 1 : v;
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  public long memberId() {
+    return memberIds.get(config.name());
+  }
+
+  public long memberIdOf(String name) {
+    Long id = memberIds.get(name);
+    return id == null ? hash64(name) : id;
+  }
+
+  public long clusterId() {
+    return clusterId;
+  }
+
+  public String name() {
+    return config.name();
+  }
+
+  // ------------------------------------------------------------------ state
+
+  public boolean isLeader() {
+    return division.getInfo().isLeader();
+  }
+
+  /** The leader's member ID, or 0 when this member knows no leader. */
+  public long leaderMemberId() {
+    RaftPeerId leader = division.getInfo().getLeaderId();
+    return leader == null ? 0 : memberIdOf(leader.toString());
+  }
+
+  public boolean hasLeader() {
+    return division.getInfo().getLeaderId() != null;
+  }
+
+  public long term() {
+    return division.getInfo().getCurrentTerm();
+  }
+
+  public long lastLogIndex() {
+    var last = division.getRaftLog().getLastEntryTermIndex();
+    return last == null ? 0 : last.getIndex();
+  }
+
+  public long appliedIndex() {
+    return division.getInfo().getLastAppliedIndex();
+  }
+
+  public long commitIndex() {
+    return division.getRaftLog().getLastCommittedIndex();
+  }
+
+  /** The current configuration's members: name and advertised peer address. */
+  public Map<String, String> peers() {
+    Map<String, String> out = new TreeMap<>();
+    for (RaftPeer p : division.getRaftConf().getCurrentPeers()) {
+      out.put(p.getId().toString(), "http://" + p.getAddress());
+    }
+    return out;
+  }
+
+  public KvStoreConfig config() {
+    return config;
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  /**
+   * Replicates {@code command} and returns what applying it gave. Fails with a {@link
+   * KvException}: the command's own refusal (etcd's error), or UNAVAILABLE when no leader could
+   * commit it in time.
+   */
+  public CompletableFuture<ApplyResult> propose(RaftCommand command) {
+    Message msg = Message.valueOf(UnsafeByteOperations.unsafeWrap(command.toByteArray()));
+    CompletableFuture<RaftClientReply> reply;
+    if (isLeader()) {
+      reply = submitLocal(request(msg, RaftClientRequest.writeRequestType()))
+          // Refused before it was appended: safe to send again through the client, which finds
+          // the new leader. Any other failure is reported, never re-proposed (no double apply).
+          .thenCompose(r -> r.getNotLeaderException() != null ? client.async().send(msg) : CompletableFuture.completedFuture(r));
+    } else {
+      reply = client.async().send(msg);
+    }
+    return reply.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
+        .handle((r, error) -> {
+          if (error != null) {
+            throw unavailable(error);
+          }
+          if (!r.isSuccess()) {
+            throw unavailable(r.getException());
+          }
+          ApplyResult result = parseResult(r);
+          if (result.hasError()) {
+            throw new KvException(Status.fromCodeValue(result.getError().getGrpcCode()).getCode(), result.getError().getMessage());
+          }
+          return result;
+        });
+  }
+
+  private static ApplyResult parseResult(RaftClientReply r) {
+    try {
+      return ApplyResult.parseFrom(r.getMessage().getContent().asReadOnlyByteBuffer());
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new KvException(Status.Code.INTERNAL, "etcdserver: unreadable apply result: " + e.getMessage());
+    }
+  }
+
+  /**
+   * Completes once this member has applied everything committed before the call (ReadIndex):
+   * a read made afterwards is linearizable.
+   */
+  public CompletableFuture<Void> readBarrier() {
+    Message msg = queryMessage(Query.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build());
+    return retrying(() -> submitLocal(request(msg, RaftClientRequest.readRequestType())))
+        .thenApply(r -> null);
+  }
+
+  /** Runs a leader-only query on the current leader and returns its answer's bytes. */
+  public CompletableFuture<byte[]> leaderQuery(Query query) {
+    Message msg = queryMessage(query);
+    return retrying(() -> {
+      RaftPeerId leader = division.getInfo().getLeaderId();
+      if (leader == null) {
+        return CompletableFuture.failedFuture(new IllegalStateException("no leader"));
+      }
+      if (leader.equals(selfId)) {
+        return submitLocal(request(msg, RaftClientRequest.readRequestType()));
+      }
+      return client.async().sendReadOnly(msg, leader);
+    }).thenApply(r -> r.getMessage().getContent().toByteArray());
+  }
+
+  private CompletableFuture<RaftClientReply> submitLocal(RaftClientRequest request) {
+    try {
+      return server.submitClientRequestAsync(request);
+    } catch (IOException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  private static Message queryMessage(Query q) {
+    return Message.valueOf(UnsafeByteOperations.unsafeWrap(q.toByteArray()));
+  }
+
+  private RaftClientRequest request(Message msg, RaftClientRequest.Type type) {
+    return RaftClientRequest.newBuilder()
+        .setClientId(localClientId)
+        .setServerId(selfId)
+        .setGroupId(group.getGroupId())
+        .setCallId(callIds.incrementAndGet())
+        .setMessage(msg)
+        .setType(type)
+        .build();
+  }
+
+  /** Retries an idempotent read-side call until it succeeds or the request timeout passes. */
+  private CompletableFuture<RaftClientReply> retrying(Supplier<CompletableFuture<RaftClientReply>> call) {
+    long deadline = System.nanoTime() + config.requestTimeout().toNanos();
+    CompletableFuture<RaftClientReply> result = new CompletableFuture<>();
+    attempt(call, deadline, result);
+    return result;
+  }
+
+  private void attempt(Supplier<CompletableFuture<RaftClientReply>> call, long deadline, CompletableFuture<RaftClientReply> result) {
+    CompletableFuture<RaftClientReply> f;
+    try {
+      f = call.get();
+    } catch (RuntimeException e) {
+      f = CompletableFuture.failedFuture(e);
+    }
+    f.whenComplete((r, error) -> {
+      if (error == null && r.isSuccess()) {
+        result.complete(r);
+        return;
+      }
+      Throwable cause = error != null ? error : r.getException();
+      if (System.nanoTime() + RETRY_DELAY_MS * 1_000_000 > deadline || timer.isShutdown()) {
+        result.completeExceptionally(unavailable(cause));
+        return;
+      }
+      timer.schedule(() -> attempt(call, deadline, result), RETRY_DELAY_MS, TimeUnit.MILLISECONDS);
+    });
+  }
+
+  private KvException unavailable(Throwable error) {
+    Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+    if (cause instanceof KvException kv) {
+      return kv;
+    }
+    if (!hasLeader()) {
+      return KvException.noLeader();
+    }
+    if (cause instanceof TimeoutException) {
+      return KvException.timeout();
+    }
+    LOG.debug("Raft request failed", cause);
+    return new KvException(Status.Code.UNAVAILABLE, "etcdserver: " + (cause == null ? "request failed" : cause.getMessage()));
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  /** Leader only: proposes the revocation of the leases that expired. */
+  private void expireLeases() {
+    try {
+      if (!isLeader() || !division.getInfo().isLeaderReady()) {
+        return;
+      }
+      List<Long> expired = leaseClock.takeExpired(TimeUnit.SECONDS.toNanos(3));
+      if (expired.isEmpty()) {
+        return;
+      }
+      LOG.info("leases expired, proposing their revocation: {}", expired.stream().map(Long::toHexString).toList());
+      propose(RaftCommand.newBuilder()
+          .setLeaseExpire(io.capstan.kvstore.proto.LeaseExpire.newBuilder().addAllIds(expired)).build())
+          .whenComplete((r, e) -> {
+            if (e != null) {
+              LOG.warn("revoking expired leases failed; will retry: {}", e.getMessage());
+            }
+          });
+    } catch (RuntimeException e) {
+      LOG.warn("lease expiry check failed", e);
+    }
+  }
+
+  public ScheduledExecutorService timer() {
+    return timer;
+  }
+
+  @Override
+  public void close() {
+    timer.shutdownNow();
+    try {
+      client.close();
+    } catch (IOException e) {
+      LOG.warn("closing Raft client", e);
+    }
+    try {
+      server.close();
+    } catch (IOException e) {
+      LOG.warn("closing Raft server", e);
+    }
+  }
+}
