@@ -148,6 +148,10 @@ public final class RaftNode implements AutoCloseable {
     RaftServerConfigKeys.Snapshot.setRetentionFileNum(p, 2);
     RaftServerConfigKeys.Log.setPurgeUptoSnapshotIndex(p, true);
     RaftServerConfigKeys.Log.setPurgeGap(p, 1);
+    // Durability: an entry is acknowledged to Raft only after fsync (FileChannel.force). These
+    // are Ratis' defaults; set explicitly so that nobody "tunes" them away without noticing.
+    RaftServerConfigKeys.Log.setUnsafeFlushEnabled(p, false);
+    RaftServerConfigKeys.Log.setAsyncFlushEnabled(p, false);
     RaftServerConfigKeys.Log.setSegmentSizeMax(p, SizeInBytes.valueOf(config.logSegmentBytes()));
     RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(4 * 1024 * 1024 + 64 * 1024));
     RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, SizeInBytes.valueOf("4MB"));
