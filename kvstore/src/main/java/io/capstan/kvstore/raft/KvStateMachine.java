@@ -49,6 +49,7 @@ final class KvStateMachine extends BaseStateMachine {
   private final LeaseClock leaseClock;
   private final RequestApplier applier;
   private final Path restoreFile;
+  private final java.util.concurrent.atomic.AtomicLong snapshotsInstalled = new java.util.concurrent.atomic.AtomicLong();
   private volatile BooleanSupplier isLeader = () -> false;
 
   KvStateMachine(MvccStore store, ClusterMembers members, LeaseClock leaseClock, Path restoreFile) {
@@ -70,10 +71,17 @@ final class KvStateMachine extends BaseStateMachine {
     loadLatestSnapshot();
   }
 
+  /** Ratis calls this after it installed a snapshot sent by the leader (a lagging member). */
   @Override
   public void reinitialize() throws IOException {
     storage.loadLatestSnapshot();
     loadLatestSnapshot();
+    snapshotsInstalled.incrementAndGet();
+  }
+
+  /** How many leader snapshots this member has installed since it started. */
+  long snapshotsInstalled() {
+    return snapshotsInstalled.get();
   }
 
   private void loadLatestSnapshot() throws IOException {

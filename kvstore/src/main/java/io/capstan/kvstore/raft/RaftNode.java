@@ -72,12 +72,14 @@ public final class RaftNode implements AutoCloseable {
   private final ClientId localClientId = ClientId.randomId();
   private final AtomicLong callIds = new AtomicLong();
   private final LeaseClock leaseClock;
+  private final KvStateMachine stateMachine;
   private final ScheduledExecutorService timer;
   private final Map<String, Long> memberIds = new TreeMap<>();
   private final long clusterId;
 
   private RaftNode(KvStoreConfig config, RaftServer server, RaftGroup group, RaftClient client,
-      LeaseClock leaseClock, long clusterId) throws IOException {
+      LeaseClock leaseClock, KvStateMachine stateMachine, long clusterId) throws IOException {
+    this.stateMachine = stateMachine;
     this.config = config;
     this.server = server;
     this.group = group;
@@ -122,7 +124,7 @@ public final class RaftNode implements AutoCloseable {
             (int) (config.requestTimeout().toMillis() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
         .build();
     long clusterId = clusterId(config);
-    RaftNode node = new RaftNode(config, server, group, client, leaseClock, clusterId);
+    RaftNode node = new RaftNode(config, server, group, client, leaseClock, stateMachine, clusterId);
     stateMachine.setLeaderCheck(node::isLeader);
     node.timer.scheduleWithFixedDelay(node::expireLeases, 250, 250, TimeUnit.MILLISECONDS);
     LOG.info("kvstore member {} (id {}) started Raft group {} with peers {} ({})", config.name(),
@@ -236,6 +238,11 @@ public final class RaftNode implements AutoCloseable {
 
   public long appliedIndex() {
     return division.getInfo().getLastAppliedIndex();
+  }
+
+  /** Snapshots installed from the leader since start (a member that lagged behind a purged log). */
+  public long snapshotsInstalled() {
+    return stateMachine.snapshotsInstalled();
   }
 
   public long commitIndex() {
