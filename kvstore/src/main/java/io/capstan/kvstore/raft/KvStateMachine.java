@@ -12,6 +12,7 @@ import io.etcd.jetcd.api.LeaseTimeToLiveResponse;
 import io.etcd.jetcd.api.ResponseHeader;
 import java.io.File;
 import java.io.IOException;
+import org.apache.ratis.util.LifeCycle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
@@ -66,17 +67,37 @@ final class KvStateMachine extends BaseStateMachine {
 
   @Override
   public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
-    super.initialize(server, groupId, raftStorage);
-    storage.init(raftStorage);
-    loadLatestSnapshot();
+    getLifeCycle().startAndTransition(() -> {
+      super.initialize(server, groupId, raftStorage);
+      storage.init(raftStorage);
+      loadLatestSnapshot();
+    }, IOException.class);
+  }
+
+  /**
+   * Ratis pauses the state machine before it installs a snapshot from the leader and asserts that
+   * it is PAUSED when it reloads; {@link #reinitialize} then loads the installed snapshot.
+   */
+  @Override
+  public synchronized void pause() {
+    if (getLifeCycle().getCurrentState() == LifeCycle.State.RUNNING) {
+      getLifeCycle().transition(LifeCycle.State.PAUSING);
+      getLifeCycle().transition(LifeCycle.State.PAUSED);
+    }
   }
 
   /** Ratis calls this after it installed a snapshot sent by the leader (a lagging member). */
   @Override
-  public void reinitialize() throws IOException {
+  public synchronized void reinitialize() throws IOException {
+    if (getLifeCycle().getCurrentState() == LifeCycle.State.PAUSED) {
+      getLifeCycle().transition(LifeCycle.State.STARTING);
+    }
     storage.loadLatestSnapshot();
     loadLatestSnapshot();
     snapshotsInstalled.incrementAndGet();
+    if (getLifeCycle().getCurrentState() == LifeCycle.State.STARTING) {
+      getLifeCycle().transition(LifeCycle.State.RUNNING);
+    }
   }
 
   /** How many leader snapshots this member has installed since it started. */

@@ -236,6 +236,11 @@ public final class RaftNode implements AutoCloseable {
     return last == null ? 0 : last.getIndex();
   }
 
+  /** Index of the oldest entry still in the log (entries before it were purged behind a snapshot). */
+  public long firstLogIndex() {
+    return division.getRaftLog().getStartIndex();
+  }
+
   public long appliedIndex() {
     return division.getInfo().getLastAppliedIndex();
   }
