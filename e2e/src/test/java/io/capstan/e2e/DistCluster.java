@@ -1,0 +1,205 @@
+package io.capstan.e2e;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.HttpURLConnection;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+/**
+ * A kvstore cluster of real processes started from the built distribution
+ * ({@code deploy/target/capstan/bin/capstan kvstore}), on free loopback ports. Members can be
+ * SIGKILLed and restarted; {@link #close} (and a shutdown hook) kills whatever is left.
+ */
+public final class DistCluster implements AutoCloseable {
+  private final Path dist = Paths.get(System.getProperty("capstan.dist", "../deploy/target/capstan")).toAbsolutePath().normalize();
+  private final Path root;
+  private final int size;
+  private final int[] clientPorts;
+  private final int[] peerPorts;
+  private final int[] metricsPorts;
+  private final Process[] processes;
+  private final Thread hook = new Thread(this::killAll, "dist-cluster-cleanup");
+
+  public DistCluster(int size) {
+    this.size = size;
+    clientPorts = new int[size];
+    peerPorts = new int[size];
+    metricsPorts = new int[size];
+    processes = new Process[size];
+    for (int i = 0; i < size; i++) {
+      clientPorts[i] = freePort();
+      peerPorts[i] = freePort();
+      metricsPorts[i] = freePort();
+    }
+    Path bin = dist.resolve("bin/capstan");
+    if (!Files.isExecutable(bin)) {
+      throw new IllegalStateException(bin + " is missing: build the distribution first (mvn -B package -DskipTests)");
+    }
+    try {
+      root = Files.createTempDirectory("distcluster");
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    Runtime.getRuntime().addShutdownHook(hook);
+  }
+
+  /** Starts every member and waits until each answers /readyz. */
+  public DistCluster start() {
+    for (int i = 0; i < size; i++) {
+      startMember(i);
+    }
+    for (int i = 0; i < size; i++) {
+      awaitReady(i, Duration.ofSeconds(60));
+    }
+    return this;
+  }
+
+  public String name(int i) {
+    return "e" + i;
+  }
+
+  public Path dataDir(int i) {
+    return root.resolve(name(i));
+  }
+
+  public Path root() {
+    return root;
+  }
+
+  public Path bin() {
+    return dist.resolve("bin/capstan");
+  }
+
+  public String endpoint(int i) {
+    return "127.0.0.1:" + clientPorts[i];
+  }
+
+  /** All client endpoints, comma-separated, as etcdctl's --endpoints takes them. */
+  public String endpoints() {
+    List<String> out = new ArrayList<>();
+    for (int i = 0; i < size; i++) {
+      out.add(endpoint(i));
+    }
+    return String.join(",", out);
+  }
+
+  public int size() {
+    return size;
+  }
+
+  public void startMember(int i) {
+    if (processes[i] != null && processes[i].isAlive()) {
+      throw new IllegalStateException(name(i) + " is running");
+    }
+    String initial = java.util.stream.IntStream.range(0, size)
+        .mapToObj(j -> name(j) + "=http://127.0.0.1:" + peerPorts[j]).collect(Collectors.joining(","));
+    List<String> cmd = List.of(bin().toString(), "kvstore", "--name", name(i), "--data-dir", dataDir(i).toString(),
+        "--listen-client-urls", "http://127.0.0.1:" + clientPorts[i],
+        "--listen-peer-urls", "http://127.0.0.1:" + peerPorts[i],
+        "--listen-metrics-urls", "http://127.0.0.1:" + metricsPorts[i],
+        "--initial-cluster", initial, "--initial-cluster-state", "new");
+    try {
+      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
+          .redirectOutput(ProcessBuilder.Redirect.appendTo(root.resolve(name(i) + ".log").toFile()));
+      processes[i] = pb.start();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** SIGKILL, and wait until the process is gone. */
+  public void kill(int i) {
+    Process p = processes[i];
+    if (p != null) {
+      p.destroyForcibly();
+      try {
+        p.waitFor(30, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  public boolean isAlive(int i) {
+    return processes[i] != null && processes[i].isAlive();
+  }
+
+  public boolean ready(int i) {
+    try {
+      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPorts[i] + "/readyz").toURL().openConnection();
+      c.setConnectTimeout(500);
+      c.setReadTimeout(1000);
+      try {
+        return c.getResponseCode() == 200;
+      } finally {
+        c.disconnect();
+      }
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  public void awaitReady(int i, Duration timeout) {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (System.nanoTime() < deadline) {
+      if (!isAlive(i)) {
+        throw new AssertionError(name(i) + " exited:\n" + log(i));
+      }
+      if (ready(i)) {
+        return;
+      }
+      Etcdctl.pause();
+    }
+    throw new AssertionError(name(i) + " not ready within " + timeout + ":\n" + log(i));
+  }
+
+  public String log(int i) {
+    try {
+      List<String> lines = Files.readAllLines(root.resolve(name(i) + ".log"));
+      return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+    } catch (IOException e) {
+      return "(no log: " + e + ")";
+    }
+  }
+
+  private void killAll() {
+    for (int i = 0; i < size; i++) {
+      kill(i);
+    }
+  }
+
+  @Override
+  public void close() {
+    killAll();
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException ignored) {
+      // already shutting down: the hook runs anyway
+    }
+    try (Stream<Path> files = Files.walk(root)) {
+      files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException ignored) {
+      // a temp dir left behind changes no result
+    }
+  }
+
+  static int freePort() {
+    try (ServerSocket s = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
