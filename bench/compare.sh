@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Runs the same benchmark set against a 3-member Capstan kvstore and a 3-member etcd 3.4 on this
+# machine, one system after the other (so they never compete for the CPUs), and prints both sets
+# of figures side by side as a Markdown table.
+#
+#   mvn -B -q package -DskipTests && bench/compare.sh [--quick]
+#
+# Needs: deploy/target/capstan (built), /usr/bin/etcd and etcdctl (apt-get install etcd-server).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+capstan="$root/deploy/target/capstan/bin/capstan"
+etcd_bin="${ETCD:-/usr/bin/etcd}"
+[ -x "$capstan" ] || { echo "build first: mvn -B -q package -DskipTests" >&2; exit 1; }
+[ -x "$etcd_bin" ] || { echo "etcd not found: apt-get install -y etcd-server" >&2; exit 1; }
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+if [ $quick = 1 ]; then
+  put_total=3000; serial_total=300; range_total=1000; watch_puts=20; fill_total=10000
+else
+  put_total=20000; serial_total=2000; range_total=5000; watch_puts=100; fill_total=100000
+fi
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+bench() { CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
+
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+
+# start_<system> <base port>: starts 3 members, fills pids[] and endpoints.
+start_capstan() {
+  local base=$1 initial="" i
+  for i in 0 1 2; do initial+="${initial:+,}c$i=http://127.0.0.1:$((base + 10 + i))"; done
+  for i in 0 1 2; do
+    "$capstan" kvstore --name "c$i" --data-dir "$work/c$i" \
+      --listen-client-urls "http://127.0.0.1:$((base + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-cluster "$initial" > "$work/c$i.log" 2>&1 &
+    pids[$i]=$!
+  done
+}
+
+start_etcd() {
+  local base=$1 initial="" i
+  for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((base + 10 + i))"; done
+  for i in 0 1 2; do
+    "$etcd_bin" --name "e$i" --data-dir "$work/e$i" \
+      --listen-client-urls "http://127.0.0.1:$((base + i))" --advertise-client-urls "http://127.0.0.1:$((base + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-cluster "$initial" --initial-cluster-state new --logger zap --log-outputs stderr \
+      > "$work/e$i.log" 2>&1 &
+    pids[$i]=$!
+  done
+}
+
+wait_up() {
+  local eps=$1 deadline=$((SECONDS + 60))
+  while [ $SECONDS -lt $deadline ]; do
+    if [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] \
+        && bench status --endpoints "$eps" --conns 1 >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "cluster at $eps did not come up" >&2; exit 1
+}
+
+declare -A R
+
+# run_suite <label> <base port>
+run_suite() {
+  local label=$1 base=$2
+  local eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
+  echo "== $label: starting 3 members" >&2
+  "start_$label" "$base"
+  wait_up "$eps"
+  sleep 5
+  R[$label,rss_idle]="$(rss_mb "${pids[0]}") / $(rss_mb "${pids[1]}") / $(rss_mb "${pids[2]}")"
+  echo "== $label: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+  R[$label,put64]="$(bench put --endpoints "$eps" --clients 64 --total $put_total | tee /dev/stderr)"
+  R[$label,put1]="$(bench put --endpoints "$eps" --conns 1 --clients 1 --total $serial_total --warmup 100 | tee /dev/stderr)"
+  R[$label,rangel]="$(bench range --endpoints "$eps" --conns 1 --clients 1 --total $range_total --consistency l | tee /dev/stderr)"
+  R[$label,range64]="$(bench range --endpoints "$eps" --clients 64 --total $((range_total * 4)) --consistency l | tee /dev/stderr)"
+  R[$label,watch]="$(bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $watch_puts --rate 50 | tee /dev/stderr)"
+  R[$label,fill]="$(bench put --endpoints "$eps" --clients 64 --total $fill_total --key-space $fill_total --sequential-keys --val-size 256 --warmup 0 | tee /dev/stderr)"
+  sleep 5
+  R[$label,rss_full]="$(rss_mb "${pids[0]}") / $(rss_mb "${pids[1]}") / $(rss_mb "${pids[2]}")"
+
+  # failover: serial writes for 15 s; SIGKILL the leader after 5 s
+  bench failover --endpoints "$eps" --duration 15 > "$work/failover-$label.txt" 2>&1 &
+  local fpid=$!
+  sleep 5
+  local leader i
+  leader="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
+  for i in 0 1 2; do
+    if [ "$leader" = "127.0.0.1:$((base + i))" ]; then kill -9 "${pids[$i]}"; echo "== $label: killed leader $leader" >&2; fi
+  done
+  wait "$fpid" || true
+  R[$label,failover]="$(cat "$work/failover-$label.txt" | tail -1)"
+  echo "${R[$label,failover]}" >&2
+
+  for i in 0 1 2; do kill -9 "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
+  pids=()
+}
+
+run_suite capstan 23790
+run_suite etcd 24790
+
+# Pick figures out of the result lines.
+ops() { sed -E 's/.*: ([0-9]+) ops\/s.*/\1/' <<< "$1"; }
+pct() { sed -E "s/.* $2=([0-9.]+ms).*/\\1/" <<< "$1"; }
+gap() { sed -E 's/.*writes=([0-9.]+ms).*/\1/' <<< "$1"; }
+
+cat <<TABLE
+
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%d); etcd $("$etcd_bin" --version | head -1 | awk '{print $3}')$( [ $quick = 1 ] && echo " (quick run)")
+
+| metric | Capstan kvstore (3 members) | etcd 3.4 (3 members) |
+|---|---|---|
+| put, 64 in flight: ops/s | $(ops "${R[capstan,put64]}") | $(ops "${R[etcd,put64]}") |
+| put, 64 in flight: p50 / p99 | $(pct "${R[capstan,put64]}" p50) / $(pct "${R[capstan,put64]}" p99) | $(pct "${R[etcd,put64]}" p50) / $(pct "${R[etcd,put64]}" p99) |
+| serial put: ops/s | $(ops "${R[capstan,put1]}") | $(ops "${R[etcd,put1]}") |
+| serial put: p50 / p99 | $(pct "${R[capstan,put1]}" p50) / $(pct "${R[capstan,put1]}" p99) | $(pct "${R[etcd,put1]}" p50) / $(pct "${R[etcd,put1]}" p99) |
+| serial linearizable get: ops/s | $(ops "${R[capstan,rangel]}") | $(ops "${R[etcd,rangel]}") |
+| serial linearizable get: p50 / p99 | $(pct "${R[capstan,rangel]}" p50) / $(pct "${R[capstan,rangel]}" p99) | $(pct "${R[etcd,rangel]}" p50) / $(pct "${R[etcd,rangel]}" p99) |
+| linearizable get, 64 in flight: ops/s | $(ops "${R[capstan,range64]}") | $(ops "${R[etcd,range64]}") |
+| watch delivery to 1000 watchers: p50 / p99 | $(pct "${R[capstan,watch]}" p50) / $(pct "${R[capstan,watch]}" p99) | $(pct "${R[etcd,watch]}" p50) / $(pct "${R[etcd,watch]}" p99) |
+| fill ${fill_total} keys x 256 B, 64 in flight: ops/s | $(ops "${R[capstan,fill]}") | $(ops "${R[etcd,fill]}") |
+| RSS per member, idle (MB) | ${R[capstan,rss_idle]} | ${R[etcd,rss_idle]} |
+| RSS per member after the fill (MB) | ${R[capstan,rss_full]} | ${R[etcd,rss_full]} |
+| longest write gap, SIGKILL of the leader | $(gap "${R[capstan,failover]}") | $(gap "${R[etcd,failover]}") |
+TABLE

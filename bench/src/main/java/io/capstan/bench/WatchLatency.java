@@ -1,0 +1,109 @@
+package io.capstan.bench;
+
+import com.google.protobuf.ByteString;
+import io.etcd.jetcd.api.Event;
+import io.etcd.jetcd.api.KVGrpc;
+import io.etcd.jetcd.api.PutRequest;
+import io.etcd.jetcd.api.WatchCreateRequest;
+import io.etcd.jetcd.api.WatchGrpc;
+import io.etcd.jetcd.api.WatchRequest;
+import io.etcd.jetcd.api.WatchResponse;
+import io.grpc.stub.StreamObserver;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * Watch delivery latency: many watchers on one key, puts at a fixed rate carrying their send
+ * time; the latency of a delivery is its receipt time minus that (one process, one clock).
+ */
+@Command(name = "watch-latency", description = "Time from put to event at each of many watchers.")
+final class WatchLatency implements Callable<Integer> {
+  @Mixin BenchMain.Common common;
+  @Option(names = "--watchers", defaultValue = "1000") int watchers;
+  @Option(names = "--streams", defaultValue = "10", description = "Watch streams the watchers are spread over (default: ${DEFAULT-VALUE}).") int streams;
+  @Option(names = "--puts", defaultValue = "100") int puts;
+  @Option(names = "--rate", defaultValue = "50", description = "Puts per second (default: ${DEFAULT-VALUE}).") int rate;
+
+  @Override
+  public Integer call() throws Exception {
+    ByteString key = ByteString.copyFromUtf8("bench-watch-key");
+    Latencies lat = new Latencies();
+    AtomicInteger created = new AtomicInteger();
+    AtomicLong deliveries = new AtomicLong();
+    List<StreamObserver<WatchRequest>> requests = new ArrayList<>();
+    try (Endpoints eps = new Endpoints(common.endpoints, common.conns)) {
+      for (int s = 0; s < streams; s++) {
+        StreamObserver<WatchRequest> req = WatchGrpc.newStub(eps.channel(s)).watch(new StreamObserver<>() {
+          @Override
+          public void onNext(WatchResponse r) {
+            if (r.getCreated()) {
+              created.incrementAndGet();
+            }
+            long now = System.nanoTime();
+            for (Event e : r.getEventsList()) {
+              if (e.getKv().getValue().size() >= 8) {
+                lat.add(now - ByteBuffer.wrap(e.getKv().getValue().toByteArray()).getLong());
+                deliveries.incrementAndGet();
+              }
+            }
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            System.err.println("watch stream failed: " + t);
+          }
+
+          @Override
+          public void onCompleted() {}
+        });
+        requests.add(req);
+      }
+      for (int w = 0; w < watchers; w++) {
+        StreamObserver<WatchRequest> req = requests.get(w % streams);
+        synchronized (req) {
+          req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder().setKey(key)).build());
+        }
+      }
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (created.get() < watchers && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      if (created.get() < watchers) {
+        System.out.println("watch-latency: only " + created.get() + " of " + watchers + " watchers created");
+        return 1;
+      }
+      var kv = KVGrpc.newBlockingStub(eps.channel(0));
+      long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(rate, 1);
+      long next = System.nanoTime();
+      for (int i = 0; i < puts; i++) {
+        while (System.nanoTime() < next) {
+          Thread.onSpinWait();
+        }
+        next += interval;
+        byte[] v = ByteBuffer.allocate(16).putLong(System.nanoTime()).putLong(i).array();
+        kv.withDeadlineAfter(30, TimeUnit.SECONDS).put(PutRequest.newBuilder().setKey(key).setValue(ByteString.copyFrom(v)).build());
+      }
+      long expected = (long) watchers * puts;
+      deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (deliveries.get() < expected && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      System.out.printf("watch-latency watchers=%d streams=%d puts=%d rate=%d/s: %s deliveries=%d/%d%n",
+          watchers, streams, puts, rate, lat.summary(), deliveries.get(), expected);
+      for (StreamObserver<WatchRequest> r : requests) {
+        synchronized (r) {
+          r.onCompleted();
+        }
+      }
+      return deliveries.get() == expected ? 0 : 1;
+    }
+  }
+}
