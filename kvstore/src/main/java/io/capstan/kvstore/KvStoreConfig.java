@@ -74,7 +74,7 @@ public record KvStoreConfig(
     private String initialClusterState = "new";
     private String initialClusterToken = "etcd-cluster";
     private Urls.HostPort listenMetricsUrl;
-    private long snapshotCount = 10_000;
+    private long snapshotCount = 100_000;
     private Duration electionTimeout = Duration.ofMillis(1000);
     private Duration requestTimeout = Duration.ofSeconds(7);
     private long logSegmentBytes = 8L * 1024 * 1024;

@@ -47,7 +47,7 @@ public final class KvStoreMain implements Callable<Integer> {
   String listenMetricsUrls;
 
   @Option(names = "--snapshot-count", description = "Applied entries between state snapshots; the log is purged behind them (default: ${DEFAULT-VALUE}).")
-  long snapshotCount = 10_000;
+  long snapshotCount = 100_000;
 
   @Option(names = "--election-timeout", description = "Election timeout in ms: a follower campaigns after hearing nothing from the leader for a random time between half of it and all of it (default: ${DEFAULT-VALUE}).")
   long electionTimeoutMs = 1000;

@@ -34,6 +34,7 @@ import org.apache.ratis.conf.Parameters;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
 import org.apache.ratis.grpc.GrpcFactory;
+import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
 import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftClientReply;
@@ -159,6 +160,21 @@ public final class RaftNode implements AutoCloseable {
     RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, SizeInBytes.valueOf("4MB"));
     RaftServerConfigKeys.Log.Appender.setInstallSnapshotEnabled(p, true);
     RaftServerConfigKeys.Log.Appender.setWaitTimeMin(p, TimeDuration.ZERO);
+    // Memory: Ratis keeps every reply in its retry cache for 60 s by default (at 2,000 writes/s
+    // that is ~100 MB of heap) and six cached log segments. Replies only need to outlive the
+    // longest retry of a forwarded request (the request timeout); two segments cover the
+    // followers' normal lag (older entries are read from disk or sent as a snapshot).
+    RaftServerConfigKeys.RetryCache.setExpiryTime(p, TimeDuration.valueOf(
+        Math.max(10_000, 2 * config.requestTimeout().toMillis()), TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Log.setSegmentCacheNumMax(p, 2);
+    // Expert override, like etcd's --experimental flags: any JVM system property named raft.* is
+    // passed to Ratis as is (e.g. CAPSTAN_JAVA_OPTS=-Draft.server.log.force.sync.num=64).
+    for (String key : System.getProperties().stringPropertyNames()) {
+      if (key.startsWith("raft.")) {
+        p.set(key, System.getProperty(key));
+        LOG.info("Ratis setting from system property: {}={}", key, System.getProperty(key));
+      }
+    }
     return p;
   }
 
@@ -278,10 +294,7 @@ public final class RaftNode implements AutoCloseable {
     Message msg = Message.valueOf(UnsafeByteOperations.unsafeWrap(command.toByteArray()));
     CompletableFuture<RaftClientReply> reply;
     if (isLeader()) {
-      reply = submitLocal(request(msg, RaftClientRequest.writeRequestType()))
-          // Refused before it was appended: safe to send again through the client, which finds
-          // the new leader. Any other failure is reported, never re-proposed (no double apply).
-          .thenCompose(r -> r.getNotLeaderException() != null ? client.async().send(msg) : CompletableFuture.completedFuture(r));
+      reply = submitAsLeader(msg, System.nanoTime() + config.requestTimeout().toNanos());
     } else {
       reply = client.async().send(msg);
     }
@@ -334,6 +347,37 @@ public final class RaftNode implements AutoCloseable {
       // the writes queued behind it on this client (seen as 6 s forwarded puts).
       return client.async().sendReadOnlyUnordered(msg, leader);
     }).thenApply(r -> r.getMessage().getContent().toByteArray());
+  }
+
+  /**
+   * Submits to the local leader. Refused before it was appended (no longer leader, or a new
+   * leader that has not committed its first entry yet): safe to send again, through the client
+   * (which finds the new leader) or here after a pause. Any other failure is reported, never
+   * re-proposed (no double apply).
+   */
+  private CompletableFuture<RaftClientReply> submitAsLeader(Message msg, long deadline) {
+    return submitLocal(request(msg, RaftClientRequest.writeRequestType())).thenCompose(r -> {
+      if (r.getNotLeaderException() != null) {
+        return client.async().send(msg);
+      }
+      if (r.getException() instanceof LeaderNotReadyException && System.nanoTime() + RETRY_DELAY_MS * 1_000_000 < deadline) {
+        CompletableFuture<RaftClientReply> again = new CompletableFuture<>();
+        timer.schedule(() -> submitAsLeader(msg, deadline).whenComplete((x, e) -> {
+          if (e != null) {
+            again.completeExceptionally(e);
+          } else {
+            again.complete(x);
+          }
+        }), RETRY_DELAY_MS, TimeUnit.MILLISECONDS);
+        return again;
+      }
+      return CompletableFuture.completedFuture(r);
+    });
+  }
+
+  /** This member is leader and has committed an entry of its term (it can serve writes). */
+  public boolean isLeaderReady() {
+    return division.getInfo().isLeaderReady();
   }
 
   private CompletableFuture<RaftClientReply> submitLocal(RaftClientRequest request) {

@@ -153,10 +153,10 @@ public final class MiniCluster implements AutoCloseable {
     return t;
   }
 
-  /** Index of the running member that is leader, or -1. */
+  /** Index of the running member that is leader and ready to serve writes, or -1. */
   public int leaderIndex() {
     for (int i = 0; i < members.length; i++) {
-      if (members[i] != null && members[i].raft().isLeader()) {
+      if (members[i] != null && members[i].raft().isLeaderReady()) {
         return i;
       }
     }
