@@ -17,9 +17,9 @@ etcd_bin="${ETCD:-/usr/bin/etcd}"
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 if [ $quick = 1 ]; then
-  put_total=3000; serial_total=300; range_total=1000; watch_puts=20; fill_total=10000
+  put_total=3000; serial_total=300; range_total=1000; watch_puts=20; fill_total=10000; warmup_total=2000
 else
-  put_total=20000; serial_total=2000; range_total=5000; watch_puts=100; fill_total=100000
+  put_total=20000; serial_total=2000; range_total=5000; watch_puts=100; fill_total=100000; warmup_total=20000
 fi
 
 work="$(mktemp -d)"
@@ -82,18 +82,16 @@ run_suite() {
   echo "== $label: starting 3 members" >&2
   "start_$label" "$base"
   wait_up "$eps"
-  sleep 5
-  R[$label,rss_idle]="$(rss_mb "${pids[0]}") / $(rss_mb "${pids[1]}") / $(rss_mb "${pids[2]}")"
   echo "== $label: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  # The same unmeasured warm-up for both systems (a JVM compiles its hot paths in the first
+  # thousands of requests; etcd does not need it but gets it too).
+  bench put --endpoints "$eps" --clients 64 --total $warmup_total --warmup 0 > /dev/null
 
-  R[$label,put64]="$(bench put --endpoints "$eps" --clients 64 --total $put_total | tee /dev/stderr)"
-  R[$label,put1]="$(bench put --endpoints "$eps" --conns 1 --clients 1 --total $serial_total --warmup 100 | tee /dev/stderr)"
-  R[$label,rangel]="$(bench range --endpoints "$eps" --conns 1 --clients 1 --total $range_total --consistency l | tee /dev/stderr)"
-  R[$label,range64]="$(bench range --endpoints "$eps" --clients 64 --total $((range_total * 4)) --consistency l | tee /dev/stderr)"
-  R[$label,watch]="$(bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $watch_puts --rate 50 | tee /dev/stderr)"
-  R[$label,fill]="$(bench put --endpoints "$eps" --clients 64 --total $fill_total --key-space $fill_total --sequential-keys --val-size 256 --warmup 0 | tee /dev/stderr)"
-  sleep 5
-  R[$label,rss_full]="$(rss_mb "${pids[0]}") / $(rss_mb "${pids[1]}") / $(rss_mb "${pids[2]}")"
+  R[$label,put64]="$(bench put --endpoints "$eps" --clients 64 --total $put_total | tee -a /dev/stderr)"
+  R[$label,put1]="$(bench put --endpoints "$eps" --conns 1 --clients 1 --total $serial_total --warmup 100 | tee -a /dev/stderr)"
+  R[$label,rangel]="$(bench range --endpoints "$eps" --conns 1 --clients 1 --total $range_total --consistency l | tee -a /dev/stderr)"
+  R[$label,range64]="$(bench range --endpoints "$eps" --clients 64 --total $((range_total * 4)) --consistency l | tee -a /dev/stderr)"
+  R[$label,watch]="$(bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $watch_puts --rate 50 | tee -a /dev/stderr)"
 
   # failover: serial writes for 15 s; SIGKILL the leader after 5 s
   bench failover --endpoints "$eps" --duration 15 > "$work/failover-$label.txt" 2>&1 &
@@ -108,6 +106,18 @@ run_suite() {
   R[$label,failover]="$(cat "$work/failover-$label.txt" | tail -1)"
   echo "${R[$label,failover]}" >&2
 
+  for i in 0 1 2; do kill -9 "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
+  pids=()
+
+  # memory: a fresh cluster, idle, then after exactly $fill_total puts over $fill_total keys
+  rm -rf "$work/${label:0:1}0" "$work/${label:0:1}1" "$work/${label:0:1}2"
+  "start_$label" "$base"
+  wait_up "$eps"
+  sleep 5
+  R[$label,rss_idle]="$(rss_mb "${pids[0]}") / $(rss_mb "${pids[1]}") / $(rss_mb "${pids[2]}")"
+  R[$label,fill]="$(bench put --endpoints "$eps" --clients 64 --total $fill_total --key-space $fill_total --sequential-keys --val-size 256 --warmup 0 | tee -a /dev/stderr)"
+  sleep 5
+  R[$label,rss_full]="$(rss_mb "${pids[0]}") / $(rss_mb "${pids[1]}") / $(rss_mb "${pids[2]}")"
   for i in 0 1 2; do kill -9 "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
   pids=()
 }
@@ -134,8 +144,8 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 | serial linearizable get: p50 / p99 | $(pct "${R[capstan,rangel]}" p50) / $(pct "${R[capstan,rangel]}" p99) | $(pct "${R[etcd,rangel]}" p50) / $(pct "${R[etcd,rangel]}" p99) |
 | linearizable get, 64 in flight: ops/s | $(ops "${R[capstan,range64]}") | $(ops "${R[etcd,range64]}") |
 | watch delivery to 1000 watchers: p50 / p99 | $(pct "${R[capstan,watch]}" p50) / $(pct "${R[capstan,watch]}" p99) | $(pct "${R[etcd,watch]}" p50) / $(pct "${R[etcd,watch]}" p99) |
-| fill ${fill_total} keys x 256 B, 64 in flight: ops/s | $(ops "${R[capstan,fill]}") | $(ops "${R[etcd,fill]}") |
+| fill ${fill_total} keys x 256 B (fresh cluster, no warm-up), 64 in flight: ops/s | $(ops "${R[capstan,fill]}") | $(ops "${R[etcd,fill]}") |
 | RSS per member, idle (MB) | ${R[capstan,rss_idle]} | ${R[etcd,rss_idle]} |
-| RSS per member after the fill (MB) | ${R[capstan,rss_full]} | ${R[etcd,rss_full]} |
+| RSS per member after ${fill_total} puts over ${fill_total} keys of 256 B (MB) | ${R[capstan,rss_full]} | ${R[etcd,rss_full]} |
 | longest write gap, SIGKILL of the leader | $(gap "${R[capstan,failover]}") | $(gap "${R[etcd,failover]}") |
 TABLE
