@@ -163,6 +163,27 @@ public final class ObjectStore<T extends Message> {
   }
 
   /**
+   * Read-modify-write that never loses a concurrent change (Kubernetes' GuaranteedUpdate): reads
+   * the object, applies {@code change} and writes it conditionally on the version read; on a
+   * conflict it reads again and reapplies. {@code change} may throw an ApiException to refuse
+   * (for example Bind when the pod already has a node), which ends the loop.
+   */
+  public T guaranteedUpdate(String namespace, String name, java.util.function.UnaryOperator<T> change) {
+    for (int attempt = 0; ; attempt++) {
+      T current = get(namespace, name);
+      T next = change.apply(current);
+      next = withMeta(next, meta(next).toBuilder().setResourceVersion(meta(current).getResourceVersion()).build());
+      try {
+        return update(next);
+      } catch (ApiException e) {
+        if (!e.reason().equals("Conflict") || attempt >= 100) {
+          throw e;
+        }
+      }
+    }
+  }
+
+  /**
    * Removes an object, if {@code resourceVersion} (when not empty) is still the stored one.
    * Returns the object as it was. Fails with NotFound (404) or Conflict (409).
    */

@@ -10,7 +10,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /** A real single-member etcd (Debian's etcd-server) on free loopback ports, for contract tests. */
-final class EtcdProcess implements AutoCloseable {
+public final class EtcdProcess implements AutoCloseable {
   final Path dir;
   final int clientPort;
   private final Process process;
@@ -64,7 +64,7 @@ final class EtcdProcess implements AutoCloseable {
     deleteTree(dir);
   }
 
-  static void deleteTree(Path root) {
+  public static void deleteTree(Path root) {
     if (root == null) {
       return;
     }

@@ -1,0 +1,78 @@
+package io.capstan.apiserver;
+
+import com.codahale.metrics.MetricRegistry;
+import io.capstan.apiserver.grpc.ApiServerService;
+import io.capstan.apiserver.registry.Registry;
+import io.capstan.apiserver.storage.EtcdClient;
+import io.capstan.common.AdminHttpServer;
+import io.etcd.jetcd.api.MaintenanceGrpc;
+import io.etcd.jetcd.api.StatusRequest;
+import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One api-server replica: gRPC for components on one port, admin HTTP (/metrics, /healthz,
+ * /readyz) on another. Stateless: any number run against the same kvstore.
+ */
+public final class ApiServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
+  private final EtcdClient etcd;
+  private final Server grpc;
+  private final AdminHttpServer admin;
+
+  private ApiServer(EtcdClient etcd, Server grpc, AdminHttpServer admin) {
+    this.etcd = etcd;
+    this.grpc = grpc;
+    this.admin = admin;
+  }
+
+  /** Starts serving; ports may be 0 (then see {@link #grpcPort()} and {@link #httpPort()}). */
+  public static ApiServer start(String kvstoreEndpoints, String host, int grpcPort, int httpPort) throws IOException {
+    EtcdClient etcd = new EtcdClient(kvstoreEndpoints);
+    MetricRegistry metrics = new MetricRegistry();
+    Server grpc = NettyServerBuilder.forAddress(new InetSocketAddress(host, grpcPort))
+        .addService(new ApiServerService(Registry.builtIn(), etcd))
+        .maxInboundMessageSize(2 * 1024 * 1024)
+        .build().start();
+    AdminHttpServer admin;
+    try {
+      admin = AdminHttpServer.start(host, httpPort, metrics, AdminHttpServer.Check::passing, () -> kvstoreReachable(etcd));
+    } catch (RuntimeException e) {
+      grpc.shutdownNow();
+      etcd.close();
+      throw e;
+    }
+    LOG.info("api-server serving gRPC on {} and HTTP on {} against kvstore {}", grpc.getPort(), admin.port(), kvstoreEndpoints);
+    return new ApiServer(etcd, grpc, admin);
+  }
+
+  private static AdminHttpServer.Check kvstoreReachable(EtcdClient etcd) {
+    try {
+      MaintenanceGrpc.newBlockingStub(etcd.channel()).withDeadlineAfter(2, TimeUnit.SECONDS).status(StatusRequest.getDefaultInstance());
+      return AdminHttpServer.Check.passing();
+    } catch (RuntimeException e) {
+      return AdminHttpServer.Check.failing("kvstore unreachable: " + e.getMessage());
+    }
+  }
+
+  public int grpcPort() {
+    return grpc.getPort();
+  }
+
+  public int httpPort() {
+    return admin.port();
+  }
+
+  @Override
+  public void close() {
+    LOG.info("api-server stopping");
+    grpc.shutdownNow();
+    admin.close();
+    etcd.close();
+  }
+}

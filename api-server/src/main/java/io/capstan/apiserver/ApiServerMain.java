@@ -1,0 +1,40 @@
+package io.capstan.apiserver;
+
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code capstan api-server}: flags to an {@link ApiServer}. */
+@Command(name = "capstan api-server", mixinStandardHelpOptions = true,
+    description = "Serves Capstan's API objects from the kvstore over gRPC (and admin HTTP).")
+public final class ApiServerMain implements Callable<Integer> {
+  @Option(names = "--kvstore-endpoints", required = true, description = "Comma-separated kvstore (or etcd) client URLs.")
+  String kvstoreEndpoints;
+
+  @Option(names = "--bind-address", defaultValue = "127.0.0.1", description = "Address to listen on (default: ${DEFAULT-VALUE}).")
+  String bindAddress;
+
+  @Option(names = "--grpc-port", defaultValue = "6443", description = "gRPC port for components (default: ${DEFAULT-VALUE}).")
+  int grpcPort;
+
+  @Option(names = "--http-port", defaultValue = "8080", description = "HTTP port: /metrics, /healthz, /readyz (default: ${DEFAULT-VALUE}).")
+  int httpPort;
+
+  @Override
+  public Integer call() throws Exception {
+    ApiServer server = ApiServer.start(kvstoreEndpoints, bindAddress, grpcPort, httpPort);
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      server.close();
+      stopped.countDown();
+    }, "shutdown"));
+    stopped.await();
+    return 0;
+  }
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new ApiServerMain()).execute(args));
+  }
+}

@@ -1,0 +1,222 @@
+package io.capstan.apiserver.grpc;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import io.capstan.api.core.v1.Pod;
+import io.capstan.api.meta.v1.ObjectMeta;
+import io.capstan.api.server.v1.ApiServerGrpc;
+import io.capstan.api.server.v1.BindRequest;
+import io.capstan.api.server.v1.CreateRequest;
+import io.capstan.api.server.v1.DeleteRequest;
+import io.capstan.api.server.v1.DeleteResponse;
+import io.capstan.api.server.v1.GetRequest;
+import io.capstan.api.server.v1.ListRequest;
+import io.capstan.api.server.v1.ListResponse;
+import io.capstan.api.server.v1.RawObject;
+import io.capstan.api.server.v1.ResourceRef;
+import io.capstan.apiserver.registry.Registry;
+import io.capstan.apiserver.registry.ResourceType;
+import io.capstan.apiserver.storage.ApiException;
+import io.capstan.apiserver.storage.EtcdClient;
+import io.capstan.apiserver.storage.ObjectStore;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+
+/**
+ * The api-server's gRPC service for components: generic CRUD over every registered kind, and Bind.
+ * (Watch, Patch, UpdateStatus and validation/defaulting are the next steps of issue 3; they answer
+ * UNIMPLEMENTED for now.)
+ */
+public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
+  /** Trailer key carrying the Kubernetes Status of a refusal, as protobuf bytes. */
+  public static final Metadata.Key<byte[]> STATUS_KEY = Metadata.Key.of("capstan-status-bin", Metadata.BINARY_BYTE_MARSHALLER);
+  static final int MAX_OBJECT_BYTES = 1536 * 1024;
+
+  private final Registry registry;
+  private final EtcdClient etcd;
+  private final Map<ResourceType, ObjectStore<Message>> stores = new ConcurrentHashMap<>();
+
+  public ApiServerService(Registry registry, EtcdClient etcd) {
+    this.registry = registry;
+    this.etcd = etcd;
+  }
+
+  private ResourceType type(ResourceRef ref) {
+    return registry.find(ref.getGroup(), ref.getResource()).orElseThrow(() -> new ApiException(404, "NotFound",
+        "the server could not find the requested resource (" + ref.getResource()
+            + (ref.getGroup().isEmpty() ? "" : "." + ref.getGroup()) + ")", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()));
+  }
+
+  private ObjectStore<Message> store(ResourceType t) {
+    return stores.computeIfAbsent(t, k -> new ObjectStore<>(etcd, k.group(), k.resource(), k.prototype()));
+  }
+
+  private static String namespaceOf(ResourceType t, ResourceRef ref) {
+    return t.namespaced() ? ref.getNamespace() : "";
+  }
+
+  private static <T> void answer(StreamObserver<T> out, Supplier<T> call) {
+    T result;
+    try {
+      result = call.get();
+    } catch (ApiException e) {
+      out.onError(toStatus(e));
+      return;
+    } catch (StatusRuntimeException e) {
+      out.onError(e);
+      return;
+    }
+    out.onNext(result);
+    out.onCompleted();
+  }
+
+  /** Kubernetes code to gRPC code, with the Status in the trailers. */
+  public static StatusRuntimeException toStatus(ApiException e) {
+    Status.Code code = switch (e.code()) {
+      case 400, 422 -> Status.Code.INVALID_ARGUMENT;
+      case 404 -> Status.Code.NOT_FOUND;
+      case 409 -> e.reason().equals("AlreadyExists") ? Status.Code.ALREADY_EXISTS : Status.Code.ABORTED;
+      case 410 -> Status.Code.OUT_OF_RANGE;
+      case 429 -> Status.Code.RESOURCE_EXHAUSTED;
+      case 503 -> Status.Code.UNAVAILABLE;
+      default -> Status.Code.INTERNAL;
+    };
+    Metadata trailers = new Metadata();
+    trailers.put(STATUS_KEY, e.status().toByteArray());
+    return Status.fromCode(code).withDescription(e.getMessage()).asRuntimeException(trailers);
+  }
+
+  private static Message parse(ResourceType t, RawObject raw) {
+    if (raw.getData().size() > MAX_OBJECT_BYTES) {
+      throw new ApiException(413, "RequestEntityTooLarge", "the object is larger than " + MAX_OBJECT_BYTES + " bytes",
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+    try {
+      return t.prototype().getParserForType().parseFrom(raw.getData());
+    } catch (InvalidProtocolBufferException e) {
+      throw ApiException.badRequest("the object is not a valid " + t.kind() + " message: " + e.getMessage());
+    }
+  }
+
+  private static ObjectMeta meta(Message m) {
+    return (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
+  }
+
+  private static Message withMeta(Message m, ObjectMeta meta) {
+    return m.toBuilder().setField(m.getDescriptorForType().findFieldByName("metadata"), meta).build();
+  }
+
+  private static RawObject raw(Message m) {
+    return RawObject.newBuilder().setData(m.toByteString()).build();
+  }
+
+  @Override
+  public void create(CreateRequest req, StreamObserver<RawObject> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      Message obj = parse(t, req.getObject());
+      ObjectMeta m = meta(obj);
+      String ns = namespaceOf(t, req.getRef());
+      if (t.namespaced()) {
+        if (!m.getNamespace().isEmpty() && !m.getNamespace().equals(ns)) {
+          throw ApiException.badRequest("the namespace of the provided object does not match the namespace sent on the request");
+        }
+        if (ns.isEmpty()) {
+          throw ApiException.badRequest("a namespace is required to create " + t.resource());
+        }
+      }
+      String name = m.getName();
+      if (name.isEmpty() && !m.getGenerateName().isEmpty()) {
+        name = m.getGenerateName() + UUID.randomUUID().toString().substring(0, 5);
+      }
+      if (name.isEmpty()) {
+        throw new ApiException(422, "Invalid", t.kind() + " is invalid: metadata.name: Required value: name or generateName is required",
+            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      }
+      ObjectMeta fixed = m.toBuilder().setName(name).setNamespace(ns).setUid(UUID.randomUUID().toString())
+          .setCreationTimestamp(Instant.now().truncatedTo(ChronoUnit.SECONDS).toString()).setGeneration(1)
+          .clearResourceVersion().clearDeletionTimestamp().build();
+      Message typed = withMeta(obj, fixed).toBuilder()
+          .setField(obj.getDescriptorForType().findFieldByName("api_version"), t.apiVersion())
+          .setField(obj.getDescriptorForType().findFieldByName("kind"), t.kind()).build();
+      return raw(store(t).create(typed));
+    });
+  }
+
+  @Override
+  public void get(GetRequest req, StreamObserver<RawObject> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      return raw(store(t).get(namespaceOf(t, req.getRef()), req.getRef().getName()));
+    });
+  }
+
+  @Override
+  public void list(ListRequest req, StreamObserver<ListResponse> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      ObjectStore.Page<Message> page = store(t).list(namespaceOf(t, req.getRef()), req.getLimit(), req.getContinue());
+      ListResponse.Builder b = ListResponse.newBuilder();
+      b.getMetadataBuilder().setResourceVersion(Long.toString(page.revision())).setContinue(page.continueToken());
+      page.items().forEach(i -> b.addItems(raw(i)));
+      return b.build();
+    });
+  }
+
+  @Override
+  public void update(io.capstan.api.server.v1.UpdateRequest req, StreamObserver<RawObject> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      Message obj = parse(t, req.getObject());
+      if (!meta(obj).getName().equals(req.getRef().getName())) {
+        throw ApiException.badRequest("the name of the object (" + meta(obj).getName()
+            + ") does not match the name on the URL (" + req.getRef().getName() + ")");
+      }
+      return raw(store(t).update(withMeta(obj, meta(obj).toBuilder().setNamespace(namespaceOf(t, req.getRef())).build())));
+    });
+  }
+
+  @Override
+  public void delete(DeleteRequest req, StreamObserver<DeleteResponse> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      Message gone = store(t).delete(namespaceOf(t, req.getRef()), req.getRef().getName(), req.getPreconditionResourceVersion());
+      return DeleteResponse.newBuilder().setObject(raw(gone)).build();
+    });
+  }
+
+  /** Sets spec.nodeName of a pod only if it is still empty: of two binders exactly one wins. */
+  @Override
+  public void bind(BindRequest req, StreamObserver<RawObject> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      if (!t.resource().equals("pods") || !t.group().isEmpty()) {
+        throw ApiException.badRequest("only pods can be bound");
+      }
+      if (req.getNodeName().isEmpty()) {
+        throw new ApiException(422, "Invalid", "Binding is invalid: target.name: Required value",
+            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      }
+      Message bound = store(t).guaranteedUpdate(req.getRef().getNamespace(), req.getRef().getName(), current -> {
+        Pod pod = (Pod) current;
+        if (!req.getPodUid().isEmpty() && !req.getPodUid().equals(pod.getMetadata().getUid())) {
+          throw ApiException.conflict("pods", pod.getMetadata().getName());
+        }
+        if (!pod.getSpec().getNodeName().isEmpty()) {
+          throw new ApiException(409, "Conflict", "pod " + pod.getMetadata().getName() + " is already assigned to node \""
+              + pod.getSpec().getNodeName() + "\"", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        }
+        return pod.toBuilder().setSpec(pod.getSpec().toBuilder().setNodeName(req.getNodeName())).build();
+      });
+      return raw(bound);
+    });
+  }
+}

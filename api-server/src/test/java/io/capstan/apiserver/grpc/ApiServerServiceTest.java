@@ -1,0 +1,220 @@
+package io.capstan.apiserver.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.protobuf.ByteString;
+import io.capstan.api.core.v1.Container;
+import io.capstan.api.core.v1.Pod;
+import io.capstan.api.core.v1.PodSpec;
+import io.capstan.api.meta.v1.ObjectMeta;
+import io.capstan.api.meta.v1.Status;
+import io.capstan.api.server.v1.ApiServerGrpc;
+import io.capstan.api.server.v1.BindRequest;
+import io.capstan.api.server.v1.CreateRequest;
+import io.capstan.api.server.v1.GetRequest;
+import io.capstan.api.server.v1.ListRequest;
+import io.capstan.api.server.v1.RawObject;
+import io.capstan.api.server.v1.ResourceRef;
+import io.capstan.api.server.v1.UpdateRequest;
+import io.capstan.apiserver.ApiServer;
+import io.capstan.common.Urls;
+import io.capstan.kvstore.KvStoreConfig;
+import io.capstan.kvstore.KvStoreServer;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import java.net.HttpURLConnection;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Two api-server replicas over one kvstore, driven through the gRPC API as components use it. */
+class ApiServerServiceTest {
+  private static KvStoreServer kvstore;
+  private static ApiServer a;
+  private static ApiServer b;
+  private static ManagedChannel chA;
+  private static ManagedChannel chB;
+  private static Path dir;
+
+  static int freePort() throws Exception {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+
+  @BeforeAll
+  static void start() throws Exception {
+    dir = Files.createTempDirectory("apiserver");
+    int client = freePort();
+    kvstore = KvStoreServer.start(KvStoreConfig.builder().name("n1").dataDir(dir)
+        .listenClientUrls(List.of(new Urls.HostPort("127.0.0.1", client)))
+        .listenPeerUrl(new Urls.HostPort("127.0.0.1", freePort())).build());
+    long deadline = System.currentTimeMillis() + 30_000;
+    while (!kvstore.raft().isLeaderReady() && System.currentTimeMillis() < deadline) {
+      Thread.sleep(20);
+    }
+    a = ApiServer.start("http://127.0.0.1:" + client, "127.0.0.1", 0, 0);
+    b = ApiServer.start("http://127.0.0.1:" + client, "127.0.0.1", 0, 0);
+    chA = NettyChannelBuilder.forAddress("127.0.0.1", a.grpcPort()).usePlaintext().build();
+    chB = NettyChannelBuilder.forAddress("127.0.0.1", b.grpcPort()).usePlaintext().build();
+  }
+
+  @AfterAll
+  static void stop() {
+    for (ManagedChannel c : new ManagedChannel[] {chA, chB}) {
+      if (c != null) {
+        c.shutdownNow();
+      }
+    }
+    for (AutoCloseable c : new AutoCloseable[] {a, b, kvstore}) {
+      try {
+        if (c != null) {
+          c.close();
+        }
+      } catch (Exception ignored) {
+        // keep closing the rest
+      }
+    }
+    io.capstan.apiserver.storage.EtcdProcess.deleteTree(dir);
+  }
+
+  private static ApiServerGrpc.ApiServerBlockingStub api(ManagedChannel ch) {
+    return ApiServerGrpc.newBlockingStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS);
+  }
+
+  private static ResourceRef pods(String ns, String name) {
+    return ResourceRef.newBuilder().setVersion("v1").setResource("pods").setNamespace(ns).setName(name).build();
+  }
+
+  private static RawObject raw(Pod p) {
+    return RawObject.newBuilder().setData(p.toByteString()).build();
+  }
+
+  private static Pod pod(String name) {
+    return Pod.newBuilder().setMetadata(ObjectMeta.newBuilder().setName(name))
+        .setSpec(PodSpec.newBuilder().addContainers(Container.newBuilder().setName("c").setImage("busybox"))).build();
+  }
+
+  private static Pod parse(RawObject r) throws Exception {
+    return Pod.parseFrom(r.getData());
+  }
+
+  private static Status statusOf(StatusRuntimeException e) throws Exception {
+    return Status.parseFrom(e.getTrailers().get(ApiServerService.STATUS_KEY));
+  }
+
+  @Test
+  void createFillsServerFieldsAndEveryReplicaSeesIt() throws Exception {
+    Pod created = parse(api(chA).create(CreateRequest.newBuilder().setRef(pods("default", "")).setObject(raw(pod("web"))).build()));
+    assertThat(created.getApiVersion()).isEqualTo("v1");
+    assertThat(created.getKind()).isEqualTo("Pod");
+    assertThat(created.getMetadata().getNamespace()).isEqualTo("default");
+    assertThat(created.getMetadata().getUid()).isNotEmpty();
+    assertThat(created.getMetadata().getCreationTimestamp()).endsWith("Z");
+    assertThat(created.getMetadata().getResourceVersion()).isNotEmpty();
+    Pod viaB = parse(api(chB).get(GetRequest.newBuilder().setRef(pods("default", "web")).build()));
+    assertThat(viaB).isEqualTo(created);
+    assertThat(api(chB).list(ListRequest.newBuilder().setRef(pods("default", "")).build()).getItemsCount()).isPositive();
+  }
+
+  @Test
+  void staleUpdateThroughTheOtherReplicaIsAConflictWithAStatus() throws Exception {
+    Pod p = parse(api(chA).create(CreateRequest.newBuilder().setRef(pods("default", "")).setObject(raw(pod("cas"))).build()));
+    api(chA).update(UpdateRequest.newBuilder().setRef(pods("default", "cas"))
+        .setObject(raw(p.toBuilder().setSpec(p.getSpec().toBuilder().putNodeSelector("disk", "ssd")).build())).build());
+    assertThatThrownBy(() -> api(chB).update(UpdateRequest.newBuilder().setRef(pods("default", "cas")).setObject(raw(p)).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+          assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.ABORTED);
+          try {
+            Status s = statusOf(e);
+            assertThat(s.getReason()).isEqualTo("Conflict");
+            assertThat(s.getCode()).isEqualTo(409);
+          } catch (Exception ex) {
+            throw new AssertionError(ex);
+          }
+        });
+  }
+
+  @Test
+  void twoConcurrentBindersExactlyOneWins() throws Exception {
+    api(chA).create(CreateRequest.newBuilder().setRef(pods("default", "")).setObject(raw(pod("bindme"))).build());
+    AtomicInteger ok = new AtomicInteger();
+    AtomicInteger refused = new AtomicInteger();
+    CountDownLatch go = new CountDownLatch(1);
+    List<Thread> threads = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      ManagedChannel ch = i % 2 == 0 ? chA : chB;
+      String node = "node-" + i;
+      Thread t = new Thread(() -> {
+        try {
+          go.await();
+          api(ch).bind(BindRequest.newBuilder().setRef(pods("default", "bindme")).setNodeName(node).build());
+          ok.incrementAndGet();
+        } catch (StatusRuntimeException e) {
+          if (e.getStatus().getCode() == io.grpc.Status.Code.ABORTED) {
+            refused.incrementAndGet();
+          }
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      t.start();
+      threads.add(t);
+    }
+    go.countDown();
+    for (Thread t : threads) {
+      t.join(30_000);
+    }
+    assertThat(ok.get()).isEqualTo(1);
+    assertThat(refused.get()).isEqualTo(5);
+    Pod bound = parse(api(chB).get(GetRequest.newBuilder().setRef(pods("default", "bindme")).build()));
+    assertThat(bound.getSpec().getNodeName()).startsWith("node-");
+  }
+
+  @Test
+  void badInputGetsSpecificErrors() {
+    assertThatThrownBy(() -> api(chA).get(GetRequest.newBuilder()
+        .setRef(ResourceRef.newBuilder().setVersion("v1").setResource("widgets").setName("x")).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+          assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+          assertThat(e.getStatus().getDescription()).contains("could not find the requested resource (widgets)");
+        });
+    assertThatThrownBy(() -> api(chA).create(CreateRequest.newBuilder().setRef(pods("default", ""))
+        .setObject(RawObject.newBuilder().setData(ByteString.copyFromUtf8("\u00ff\u00ff not protobuf"))).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class,
+            e -> assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT));
+    Pod wrongNs = pod("x").toBuilder().setMetadata(ObjectMeta.newBuilder().setName("x").setNamespace("other")).build();
+    assertThatThrownBy(() -> api(chA).create(CreateRequest.newBuilder().setRef(pods("default", "")).setObject(raw(wrongNs)).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getDescription())
+            .isEqualTo("the namespace of the provided object does not match the namespace sent on the request"));
+    assertThatThrownBy(() -> api(chA).create(CreateRequest.newBuilder().setRef(pods("default", "")).setObject(raw(pod(""))).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getDescription())
+            .contains("metadata.name: Required value"));
+    assertThatThrownBy(() -> api(chA).get(GetRequest.newBuilder().setRef(pods("default", "nope")).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+          assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+          assertThat(e.getStatus().getDescription()).isEqualTo("pods \"nope\" not found");
+        });
+  }
+
+  @Test
+  void adminEndpointsAnswer() throws Exception {
+    for (String path : new String[] {"/healthz", "/readyz", "/metrics"}) {
+      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + a.httpPort() + path).toURL().openConnection();
+      assertThat(c.getResponseCode()).as(path).isEqualTo(200);
+      c.disconnect();
+    }
+  }
+}
