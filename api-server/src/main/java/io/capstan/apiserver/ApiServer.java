@@ -24,8 +24,10 @@ public final class ApiServer implements AutoCloseable {
   private final EtcdClient etcd;
   private final Server grpc;
   private final AdminHttpServer admin;
+  private final ApiServerService service;
 
-  private ApiServer(EtcdClient etcd, Server grpc, AdminHttpServer admin) {
+  private ApiServer(EtcdClient etcd, Server grpc, AdminHttpServer admin, ApiServerService service) {
+    this.service = service;
     this.etcd = etcd;
     this.grpc = grpc;
     this.admin = admin;
@@ -33,10 +35,17 @@ public final class ApiServer implements AutoCloseable {
 
   /** Starts serving; ports may be 0 (then see {@link #grpcPort()} and {@link #httpPort()}). */
   public static ApiServer start(String kvstoreEndpoints, String host, int grpcPort, int httpPort) throws IOException {
+    return start(kvstoreEndpoints, host, grpcPort, httpPort, 1000);
+  }
+
+  /** @param watchWindow events kept per resource for resuming watches */
+  public static ApiServer start(String kvstoreEndpoints, String host, int grpcPort, int httpPort, int watchWindow)
+      throws IOException {
     EtcdClient etcd = new EtcdClient(kvstoreEndpoints);
     MetricRegistry metrics = new MetricRegistry();
+    ApiServerService service = new ApiServerService(Registry.builtIn(), etcd, watchWindow);
     Server grpc = NettyServerBuilder.forAddress(new InetSocketAddress(host, grpcPort))
-        .addService(new ApiServerService(Registry.builtIn(), etcd))
+        .addService(service)
         .maxInboundMessageSize(2 * 1024 * 1024)
         .build().start();
     AdminHttpServer admin;
@@ -48,7 +57,7 @@ public final class ApiServer implements AutoCloseable {
       throw e;
     }
     LOG.info("api-server serving gRPC on {} and HTTP on {} against kvstore {}", grpc.getPort(), admin.port(), kvstoreEndpoints);
-    return new ApiServer(etcd, grpc, admin);
+    return new ApiServer(etcd, grpc, admin, service);
   }
 
   private static AdminHttpServer.Check kvstoreReachable(EtcdClient etcd) {
@@ -72,6 +81,7 @@ public final class ApiServer implements AutoCloseable {
   public void close() {
     LOG.info("api-server stopping");
     grpc.shutdownNow();
+    service.close();
     admin.close();
     etcd.close();
   }

@@ -22,9 +22,12 @@ public final class ApiServerMain implements Callable<Integer> {
   @Option(names = "--http-port", defaultValue = "8080", description = "HTTP port: /metrics, /healthz, /readyz (default: ${DEFAULT-VALUE}).")
   int httpPort;
 
+  @Option(names = "--watch-cache-size", defaultValue = "1000", description = "Events kept per resource for watches resuming from a past version (default: ${DEFAULT-VALUE}).")
+  int watchCacheSize;
+
   @Override
   public Integer call() throws Exception {
-    ApiServer server = ApiServer.start(kvstoreEndpoints, bindAddress, grpcPort, httpPort);
+    ApiServer server = ApiServer.start(kvstoreEndpoints, bindAddress, grpcPort, httpPort, watchCacheSize);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       server.close();

@@ -19,6 +19,7 @@ import io.capstan.apiserver.registry.ResourceType;
 import io.capstan.apiserver.storage.ApiException;
 import io.capstan.apiserver.storage.EtcdClient;
 import io.capstan.apiserver.storage.ObjectStore;
+import io.capstan.apiserver.watch.WatchCache;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -43,10 +44,64 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
   private final Registry registry;
   private final EtcdClient etcd;
   private final Map<ResourceType, ObjectStore<Message>> stores = new ConcurrentHashMap<>();
+  private final Map<ResourceType, WatchCache> caches = new ConcurrentHashMap<>();
+  private final int watchWindow;
 
-  public ApiServerService(Registry registry, EtcdClient etcd) {
+  /** @param watchWindow events kept per resource for watches that resume from a past version */
+  public ApiServerService(Registry registry, EtcdClient etcd, int watchWindow) {
     this.registry = registry;
     this.etcd = etcd;
+    this.watchWindow = watchWindow;
+  }
+
+  private WatchCache cache(ResourceType t) {
+    return caches.computeIfAbsent(t, k -> new WatchCache(etcd, store(k).prefix(""), k.prototype(), watchWindow).start());
+  }
+
+  /** Stops the watch caches' etcd watches. */
+  public void close() {
+    caches.values().forEach(WatchCache::close);
+  }
+
+  /**
+   * Streams ADDED / MODIFIED / DELETED events of a resource (optionally one namespace and one
+   * name), from the watch cache. From version "" or "0": the current objects first, as ADDED.
+   * A version older than the cache's window fails with OUT_OF_RANGE (Expired): relist.
+   */
+  @Override
+  public void watch(io.capstan.api.server.v1.WatchRequest req, StreamObserver<io.capstan.api.server.v1.WatchEvent> out) {
+    io.grpc.stub.ServerCallStreamObserver<io.capstan.api.server.v1.WatchEvent> call =
+        (io.grpc.stub.ServerCallStreamObserver<io.capstan.api.server.v1.WatchEvent>) out;
+    try {
+      ResourceType t = type(req.getRef());
+      long from;
+      try {
+        from = req.getResourceVersion().isEmpty() ? 0 : Long.parseLong(req.getResourceVersion());
+      } catch (NumberFormatException e) {
+        throw ApiException.badRequest("invalid resourceVersion \"" + req.getResourceVersion() + "\"");
+      }
+      String ns = namespaceOf(t, req.getRef());
+      String name = req.getRef().getName();
+      java.util.function.Predicate<Message> filter = m -> (ns.isEmpty() || meta(m).getNamespace().equals(ns))
+          && (name.isEmpty() || meta(m).getName().equals(name));
+      Runnable cancel = cache(t).watch(from, filter, e -> {
+        if (call.isCancelled()) {
+          return false;
+        }
+        synchronized (call) {
+          if (e.type().equals("ERROR")) {
+            call.onError(toStatus(ApiException.expired("the watch cache was reset; relist")));
+            return false;
+          }
+          call.onNext(io.capstan.api.server.v1.WatchEvent.newBuilder().setType(e.type()).setObject(raw(e.object()))
+              .setResourceVersion(Long.toString(e.revision())).build());
+        }
+        return true;
+      });
+      call.setOnCancelHandler(cancel);
+    } catch (ApiException e) {
+      out.onError(toStatus(e));
+    }
   }
 
   private ResourceType type(ResourceRef ref) {

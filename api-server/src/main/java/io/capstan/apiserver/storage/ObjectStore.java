@@ -56,7 +56,8 @@ public final class ObjectStore<T extends Message> {
 
   // ------------------------------------------------------------------ keys
 
-  String prefix(String namespace) {
+  /** The key prefix of the resource's objects in one namespace ("": all of them). */
+  public String prefix(String namespace) {
     StringBuilder b = new StringBuilder("/registry/").append(group).append('/').append(resource).append('/');
     if (!namespace.isEmpty()) {
       b.append(namespace).append('/');

@@ -15,7 +15,7 @@ public final class EtcdProcess implements AutoCloseable {
   final int clientPort;
   private final Process process;
 
-  EtcdProcess() throws IOException {
+  public EtcdProcess() throws IOException {
     Path bin = Path.of("/usr/bin/etcd");
     if (!Files.isExecutable(bin)) {
       throw new IllegalStateException("/usr/bin/etcd is missing: apt-get install -y etcd-server (.ci/run does)");
@@ -49,7 +49,7 @@ public final class EtcdProcess implements AutoCloseable {
     throw new IllegalStateException("etcd did not listen on " + client);
   }
 
-  String endpoint() {
+  public String endpoint() {
     return "http://127.0.0.1:" + clientPort;
   }
 
