@@ -44,6 +44,12 @@ public final class ApiServer implements AutoCloseable {
     EtcdClient etcd = new EtcdClient(kvstoreEndpoints);
     MetricRegistry metrics = new MetricRegistry();
     ApiServerService service = new ApiServerService(Registry.builtIn(), etcd, watchWindow);
+    try {
+      service.ensureInitialNamespaces();
+    } catch (RuntimeException e) {
+      etcd.close();
+      throw e;
+    }
     Server grpc = NettyServerBuilder.forAddress(new InetSocketAddress(host, grpcPort))
         .addService(service)
         .maxInboundMessageSize(2 * 1024 * 1024)

@@ -19,6 +19,7 @@ import io.capstan.apiserver.registry.ResourceType;
 import io.capstan.apiserver.storage.ApiException;
 import io.capstan.apiserver.storage.EtcdClient;
 import io.capstan.apiserver.storage.ObjectStore;
+import io.capstan.apiserver.validation.Strategies;
 import io.capstan.apiserver.watch.WatchCache;
 import io.grpc.Metadata;
 import io.grpc.Status;
@@ -202,6 +203,11 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
       Message typed = withMeta(obj, fixed).toBuilder()
           .setField(obj.getDescriptorForType().findFieldByName("api_version"), t.apiVersion())
           .setField(obj.getDescriptorForType().findFieldByName("kind"), t.kind()).build();
+      typed = Strategies.defaults(typed);
+      Strategies.validate(typed, t.kind(), t.namespaced());
+      if (t.namespaced()) {
+        requireActiveNamespace(ns);
+      }
       return raw(store(t).create(typed));
     });
   }
@@ -235,16 +241,92 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
         throw ApiException.badRequest("the name of the object (" + meta(obj).getName()
             + ") does not match the name on the URL (" + req.getRef().getName() + ")");
       }
-      return raw(store(t).update(withMeta(obj, meta(obj).toBuilder().setNamespace(namespaceOf(t, req.getRef())).build())));
+      Message next = Strategies.defaults(withMeta(obj, meta(obj).toBuilder().setNamespace(namespaceOf(t, req.getRef())).build()));
+      Strategies.validate(next, t.kind(), t.namespaced());
+      Message stored = store(t).update(next);
+      if (!meta(stored).getDeletionTimestamp().isEmpty() && finalizers(stored).isEmpty()) {
+        // the last finalizer is gone from an object being deleted: remove it now
+        store(t).delete(meta(stored).getNamespace(), meta(stored).getName(), meta(stored).getResourceVersion());
+      }
+      return raw(stored);
     });
+  }
+
+  private ResourceType namespaces() {
+    return registry.find("", "namespaces").orElseThrow();
+  }
+
+  /** Objects go only into namespaces that exist and are not being deleted. */
+  private void requireActiveNamespace(String ns) {
+    io.capstan.api.core.v1.Namespace n = (io.capstan.api.core.v1.Namespace) store(namespaces()).get("", ns);
+    if (!n.getMetadata().getDeletionTimestamp().isEmpty() || n.getStatus().getPhase().equals("Terminating")) {
+      throw new ApiException(403, "Forbidden", "unable to create new content in namespace " + ns
+          + " because it is being terminated", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+  }
+
+  /** Creates the namespaces Kubernetes clusters start with, if they are missing. */
+  public void ensureInitialNamespaces() {
+    for (String name : new String[] {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      io.capstan.api.core.v1.Namespace ns = (io.capstan.api.core.v1.Namespace) Strategies.defaults(
+          io.capstan.api.core.v1.Namespace.newBuilder().setApiVersion("v1").setKind("Namespace")
+              .setMetadata(ObjectMeta.newBuilder().setName(name).setUid(UUID.randomUUID().toString())
+                  .setCreationTimestamp(Instant.now().truncatedTo(ChronoUnit.SECONDS).toString())).build());
+      try {
+        store(namespaces()).create(ns);
+      } catch (ApiException e) {
+        if (!e.reason().equals("AlreadyExists")) {
+          throw e;
+        }
+      }
+    }
+  }
+
+  private static java.util.List<String> finalizers(Message m) {
+    java.util.List<String> out = new java.util.ArrayList<>(meta(m).getFinalizersList());
+    if (m instanceof io.capstan.api.core.v1.Namespace ns) {
+      out.addAll(ns.getSpec().getFinalizersList());
+    }
+    return out;
   }
 
   @Override
   public void delete(DeleteRequest req, StreamObserver<DeleteResponse> out) {
     answer(out, () -> {
       ResourceType t = type(req.getRef());
-      Message gone = store(t).delete(namespaceOf(t, req.getRef()), req.getRef().getName(), req.getPreconditionResourceVersion());
-      return DeleteResponse.newBuilder().setObject(raw(gone)).build();
+      String ns = namespaceOf(t, req.getRef());
+      String name = req.getRef().getName();
+      Message current = store(t).get(ns, name);
+      if (!req.getPreconditionUid().isEmpty() && !req.getPreconditionUid().equals(meta(current).getUid())) {
+        throw ApiException.conflict(t.resource(), name);
+      }
+      // Pods on a node are deleted gracefully: the node agent stops them, then deletes with grace 0.
+      long grace = 0;
+      if (current instanceof Pod pod && !pod.getSpec().getNodeName().isEmpty()) {
+        grace = req.hasGracePeriodSeconds() ? req.getGracePeriodSeconds() : pod.getSpec().getTerminationGracePeriodSeconds();
+      }
+      boolean pendingFinalizers = !finalizers(current).isEmpty();
+      if (!pendingFinalizers && grace <= 0) {
+        Message gone = store(t).delete(ns, name, req.getPreconditionResourceVersion());
+        return DeleteResponse.newBuilder().setObject(raw(gone)).build();
+      }
+      long graceSeconds = grace;
+      Message marked = store(t).guaranteedUpdate(ns, name, cur -> {
+        ObjectMeta.Builder mb = meta(cur).toBuilder();
+        if (mb.getDeletionTimestamp().isEmpty()) {
+          mb.setDeletionTimestamp(Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
+        }
+        if (graceSeconds > 0) {
+          mb.setDeletionGracePeriodSeconds(graceSeconds);
+        }
+        mb.putAnnotations("capstan.io/propagation-policy", req.getPropagationPolicy().isEmpty() ? "Background" : req.getPropagationPolicy());
+        Message next = withMeta(cur, mb.build());
+        if (next instanceof io.capstan.api.core.v1.Namespace nsObj) {
+          next = nsObj.toBuilder().setStatus(nsObj.getStatus().toBuilder().setPhase("Terminating")).build();
+        }
+        return next;
+      });
+      return DeleteResponse.newBuilder().setObject(raw(marked)).setPending(true).build();
     });
   }
 

@@ -62,8 +62,23 @@ class WatchTest {
     return ResourceRef.newBuilder().setVersion("v1").setResource("pods").setNamespace(ns).setName(name).build();
   }
 
+  private static void namespace(String name) {
+    io.capstan.api.core.v1.Namespace ns = io.capstan.api.core.v1.Namespace.newBuilder()
+        .setMetadata(ObjectMeta.newBuilder().setName(name)).build();
+    try {
+      api().create(CreateRequest.newBuilder().setRef(ResourceRef.newBuilder().setVersion("v1").setResource("namespaces"))
+          .setObject(RawObject.newBuilder().setData(ns.toByteString())).build());
+    } catch (io.grpc.StatusRuntimeException e) {
+      if (e.getStatus().getCode() != Status.Code.ALREADY_EXISTS) {
+        throw e;
+      }
+    }
+  }
+
   private static Pod create(String ns, String name) throws Exception {
-    Pod p = Pod.newBuilder().setMetadata(ObjectMeta.newBuilder().setName(name)).setSpec(PodSpec.getDefaultInstance()).build();
+    namespace(ns);
+    Pod p = Pod.newBuilder().setMetadata(ObjectMeta.newBuilder().setName(name))
+        .setSpec(PodSpec.newBuilder().addContainers(io.capstan.api.core.v1.Container.newBuilder().setName("c").setImage("busybox"))).build();
     return Pod.parseFrom(api().create(CreateRequest.newBuilder().setRef(ref(ns, ""))
         .setObject(RawObject.newBuilder().setData(p.toByteString())).build()).getData());
   }
