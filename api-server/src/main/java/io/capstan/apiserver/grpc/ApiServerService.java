@@ -19,6 +19,7 @@ import io.capstan.apiserver.registry.ResourceType;
 import io.capstan.apiserver.storage.ApiException;
 import io.capstan.apiserver.storage.EtcdClient;
 import io.capstan.apiserver.storage.ObjectStore;
+import io.capstan.apiserver.selection.Selectors;
 import io.capstan.apiserver.validation.Strategies;
 import io.capstan.apiserver.watch.WatchCache;
 import io.grpc.Metadata;
@@ -83,8 +84,9 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
       }
       String ns = namespaceOf(t, req.getRef());
       String name = req.getRef().getName();
-      java.util.function.Predicate<Message> filter = m -> (ns.isEmpty() || meta(m).getNamespace().equals(ns))
-          && (name.isEmpty() || meta(m).getName().equals(name));
+      java.util.function.Predicate<Message> filter = ((java.util.function.Predicate<Message>) m ->
+          (ns.isEmpty() || meta(m).getNamespace().equals(ns)) && (name.isEmpty() || meta(m).getName().equals(name)))
+          .and(Selectors.labels(req.getLabelSelector())).and(Selectors.fields(req.getFieldSelector(), t.kind()));
       Runnable cancel = cache(t).watch(from, filter, e -> {
         if (call.isCancelled()) {
           return false;
@@ -224,10 +226,12 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
   public void list(ListRequest req, StreamObserver<ListResponse> out) {
     answer(out, () -> {
       ResourceType t = type(req.getRef());
+      java.util.function.Predicate<Message> filter = Selectors.labels(req.getLabelSelector())
+          .and(Selectors.fields(req.getFieldSelector(), t.kind()));
       ObjectStore.Page<Message> page = store(t).list(namespaceOf(t, req.getRef()), req.getLimit(), req.getContinue());
       ListResponse.Builder b = ListResponse.newBuilder();
       b.getMetadataBuilder().setResourceVersion(Long.toString(page.revision())).setContinue(page.continueToken());
-      page.items().forEach(i -> b.addItems(raw(i)));
+      page.items().stream().filter(filter).forEach(i -> b.addItems(raw(i)));
       return b.build();
     });
   }
