@@ -246,6 +246,13 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
             + ") does not match the name on the URL (" + req.getRef().getName() + ")");
       }
       Message next = Strategies.defaults(withMeta(obj, meta(obj).toBuilder().setNamespace(namespaceOf(t, req.getRef())).build()));
+      if (t.hasStatus()) {
+        // status changes go through UpdateStatus; an update keeps the stored status (its CAS on
+        // resourceVersion makes the read-then-write safe)
+        var statusField = t.prototype().getDescriptorForType().findFieldByName("status");
+        Message current = store(t).get(namespaceOf(t, req.getRef()), req.getRef().getName());
+        next = next.toBuilder().setField(statusField, current.getField(statusField)).build();
+      }
       Strategies.validate(next, t.kind(), t.namespaced());
       Message stored = store(t).update(next);
       if (!meta(stored).getDeletionTimestamp().isEmpty() && finalizers(stored).isEmpty()) {
@@ -253,6 +260,54 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
         store(t).delete(meta(stored).getNamespace(), meta(stored).getName(), meta(stored).getResourceVersion());
       }
       return raw(stored);
+    });
+  }
+
+  /**
+   * Writes only the status of an object (the status subresource): everything else is kept as
+   * stored. Conflict (409) if the object changed since the given resourceVersion.
+   */
+  @Override
+  public void updateStatus(io.capstan.api.server.v1.UpdateRequest req, StreamObserver<RawObject> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      if (!t.hasStatus()) {
+        throw ApiException.notFound(t.resource() + "/status", req.getRef().getName());
+      }
+      Message incoming = parse(t, req.getObject());
+      var statusField = t.prototype().getDescriptorForType().findFieldByName("status");
+      Message current = store(t).get(namespaceOf(t, req.getRef()), req.getRef().getName());
+      Message next = current.toBuilder().setField(statusField, incoming.getField(statusField)).build();
+      next = withMeta(next, meta(next).toBuilder().setResourceVersion(meta(incoming).getResourceVersion()).build());
+      return raw(store(t).update(next));
+    });
+  }
+
+  /** JSON merge patch of an object (or of its status), retried on conflicts like Kubernetes'. */
+  @Override
+  public void patch(io.capstan.api.server.v1.PatchRequest req, StreamObserver<RawObject> out) {
+    answer(out, () -> {
+      ResourceType t = type(req.getRef());
+      String ns = namespaceOf(t, req.getRef());
+      var statusField = t.prototype().getDescriptorForType().findFieldByName("status");
+      return raw(store(t).guaranteedUpdate(ns, req.getRef().getName(), current -> {
+        Message patched = MergePatch.apply(current, req.getMergePatch());
+        ObjectMeta before = meta(current);
+        ObjectMeta after = meta(patched);
+        if (!after.getName().equals(before.getName()) || !after.getNamespace().equals(before.getNamespace())
+            || !after.getUid().equals(before.getUid())) {
+          throw ApiException.badRequest("a patch cannot change metadata.name, metadata.namespace or metadata.uid");
+        }
+        if (statusField != null) {
+          // a patch of the object leaves its status alone; a status patch changes only the status
+          patched = req.getStatus()
+              ? current.toBuilder().setField(statusField, patched.getField(statusField)).build()
+              : patched.toBuilder().setField(statusField, current.getField(statusField)).build();
+        }
+        Message next = Strategies.defaults(patched);
+        Strategies.validate(next, t.kind(), t.namespaced());
+        return next;
+      }));
     });
   }
 

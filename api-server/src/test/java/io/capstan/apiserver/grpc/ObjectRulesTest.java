@@ -174,4 +174,29 @@ class ObjectRulesTest {
     assertThatThrownBy(() -> api().get(GetRequest.newBuilder().setRef(ref("", "pods", "default", "bound")).build()))
         .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND));
   }
+
+  @Test
+  void mergePatchAndStatusSubresource() throws Exception {
+    Pod p = Pod.parseFrom(api().create(CreateRequest.newBuilder().setRef(ref("", "pods", "default", ""))
+        .setObject(raw(pod("patched", Container.newBuilder().setName("c").setImage("busybox").build()))).build()).getData());
+    Pod patched = Pod.parseFrom(api().patch(io.capstan.api.server.v1.PatchRequest.newBuilder().setRef(ref("", "pods", "default", "patched"))
+        .setMergePatch("{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"status\":{\"phase\":\"Running\"}}").build()).getData());
+    assertThat(patched.getMetadata().getLabelsMap()).containsEntry("app", "web");
+    assertThat(patched.getStatus().getPhase()).as("an object patch leaves status alone").isEqualTo("Pending");
+    Pod statusPatched = Pod.parseFrom(api().patch(io.capstan.api.server.v1.PatchRequest.newBuilder().setRef(ref("", "pods", "default", "patched"))
+        .setStatus(true).setMergePatch("{\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.9\"}}").build()).getData());
+    assertThat(statusPatched.getStatus().getPhase()).isEqualTo("Running");
+    assertThat(statusPatched.getStatus().getPodIp()).isEqualTo("10.0.0.9");
+    assertThat(statusPatched.getMetadata().getLabelsMap()).containsEntry("app", "web");
+    // UpdateStatus with a stale version conflicts
+    assertThatThrownBy(() -> api().updateStatus(UpdateRequest.newBuilder().setRef(ref("", "pods", "default", "patched")).setObject(raw(p)).build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.ABORTED));
+    // a null removes a label; bad JSON is a 400
+    Pod removed = Pod.parseFrom(api().patch(io.capstan.api.server.v1.PatchRequest.newBuilder().setRef(ref("", "pods", "default", "patched"))
+        .setMergePatch("{\"metadata\":{\"labels\":{\"app\":null}}}").build()).getData());
+    assertThat(removed.getMetadata().getLabelsMap()).doesNotContainKey("app");
+    assertThatThrownBy(() -> api().patch(io.capstan.api.server.v1.PatchRequest.newBuilder().setRef(ref("", "pods", "default", "patched"))
+        .setMergePatch("{not json").build()))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT));
+  }
 }
