@@ -56,7 +56,13 @@ public final class ApiServer implements AutoCloseable {
         .build().start();
     AdminHttpServer admin;
     try {
-      admin = AdminHttpServer.start(host, httpPort, metrics, AdminHttpServer.Check::passing, () -> kvstoreReachable(etcd));
+      admin = AdminHttpServer.start(host, httpPort, metrics, AdminHttpServer.Check::passing, () -> kvstoreReachable(etcd),
+          new io.capstan.apiserver.rest.RestHandler(service, Registry.builtIn()),
+          java.util.concurrent.Executors.newCachedThreadPool(r -> {
+            Thread t = new Thread(r, "rest");
+            t.setDaemon(true);
+            return t;
+          }));
     } catch (RuntimeException e) {
       grpc.shutdownNow();
       etcd.close();

@@ -51,6 +51,15 @@ public final class AdminHttpServer implements AutoCloseable {
    */
   public static AdminHttpServer start(
       String host, int port, MetricRegistry metrics, Supplier<Check> health, Supplier<Check> ready) {
+    return start(host, port, metrics, health, ready, null, null);
+  }
+
+  /**
+   * As {@link #start(String, int, MetricRegistry, Supplier, Supplier)}, with {@code fallback}
+   * serving every other path (the api-server's REST API) on {@code executor}'s threads.
+   */
+  public static AdminHttpServer start(String host, int port, MetricRegistry metrics, Supplier<Check> health,
+      Supplier<Check> ready, com.sun.net.httpserver.HttpHandler fallback, java.util.concurrent.Executor executor) {
     try {
       HttpServer server = HttpServer.create(new InetSocketAddress(host, port), 64);
       PrometheusRegistry prometheus = new PrometheusRegistry();
@@ -63,8 +72,9 @@ public final class AdminHttpServer implements AutoCloseable {
       });
       server.createContext("/healthz", exchange -> respondCheck(exchange, health.get()));
       server.createContext("/readyz", exchange -> respondCheck(exchange, ready.get()));
-      server.createContext("/", exchange -> respond(exchange, 404, "text/plain", "not found\n".getBytes(StandardCharsets.UTF_8)));
-      server.setExecutor(Executors.newFixedThreadPool(2, r -> {
+      server.createContext("/", fallback != null ? fallback
+          : exchange -> respond(exchange, 404, "text/plain", "not found\n".getBytes(StandardCharsets.UTF_8)));
+      server.setExecutor(executor != null ? executor : Executors.newFixedThreadPool(2, r -> {
         Thread t = new Thread(r, "admin-http");
         t.setDaemon(true);
         return t;

@@ -70,24 +70,45 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
    * name), from the watch cache. From version "" or "0": the current objects first, as ADDED.
    * A version older than the cache's window fails with OUT_OF_RANGE (Expired): relist.
    */
+  /**
+   * Subscribes {@code listener} to a resource's events (optionally one namespace and one name,
+   * filtered by label and field selectors) from the watch cache; returns the cancel action.
+   *
+   * @throws ApiException Expired (410) for a version older than the cache's window
+   */
+  public Runnable watchObjects(ResourceRef ref, String resourceVersion, String labelSelector, String fieldSelector,
+      WatchCache.Listener listener) {
+    ResourceType t = type(ref);
+    long from;
+    try {
+      from = resourceVersion.isEmpty() ? 0 : Long.parseLong(resourceVersion);
+    } catch (NumberFormatException e) {
+      throw ApiException.badRequest("invalid resourceVersion \"" + resourceVersion + "\"");
+    }
+    String ns = namespaceOf(t, ref);
+    String name = ref.getName();
+    java.util.function.Predicate<Message> filter = ((java.util.function.Predicate<Message>) m ->
+        (ns.isEmpty() || meta(m).getNamespace().equals(ns)) && (name.isEmpty() || meta(m).getName().equals(name)))
+        .and(Selectors.labels(labelSelector)).and(Selectors.fields(fieldSelector, t.kind()));
+    return cache(t).watch(from, filter, listener);
+  }
+
+  /** The newest version a resource's watch cache has seen (for bookmarks and list versions). */
+  public long cachedRevision(ResourceRef ref) {
+    return cache(type(ref)).revision();
+  }
+
+  /**
+   * Streams ADDED / MODIFIED / DELETED events of a resource from the watch cache. From version
+   * "" or "0": the current objects first, as ADDED. A version older than the cache's window
+   * fails with OUT_OF_RANGE (Expired): relist.
+   */
   @Override
   public void watch(io.capstan.api.server.v1.WatchRequest req, StreamObserver<io.capstan.api.server.v1.WatchEvent> out) {
     io.grpc.stub.ServerCallStreamObserver<io.capstan.api.server.v1.WatchEvent> call =
         (io.grpc.stub.ServerCallStreamObserver<io.capstan.api.server.v1.WatchEvent>) out;
     try {
-      ResourceType t = type(req.getRef());
-      long from;
-      try {
-        from = req.getResourceVersion().isEmpty() ? 0 : Long.parseLong(req.getResourceVersion());
-      } catch (NumberFormatException e) {
-        throw ApiException.badRequest("invalid resourceVersion \"" + req.getResourceVersion() + "\"");
-      }
-      String ns = namespaceOf(t, req.getRef());
-      String name = req.getRef().getName();
-      java.util.function.Predicate<Message> filter = ((java.util.function.Predicate<Message>) m ->
-          (ns.isEmpty() || meta(m).getNamespace().equals(ns)) && (name.isEmpty() || meta(m).getName().equals(name)))
-          .and(Selectors.labels(req.getLabelSelector())).and(Selectors.fields(req.getFieldSelector(), t.kind()));
-      Runnable cancel = cache(t).watch(from, filter, e -> {
+      Runnable cancel = watchObjects(req.getRef(), req.getResourceVersion(), req.getLabelSelector(), req.getFieldSelector(), e -> {
         if (call.isCancelled()) {
           return false;
         }
@@ -107,7 +128,8 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
     }
   }
 
-  private ResourceType type(ResourceRef ref) {
+  /** The registered kind a reference names; 404 if none. */
+  public ResourceType type(ResourceRef ref) {
     return registry.find(ref.getGroup(), ref.getResource()).orElseThrow(() -> new ApiException(404, "NotFound",
         "the server could not find the requested resource (" + ref.getResource()
             + (ref.getGroup().isEmpty() ? "" : "." + ref.getGroup()) + ")", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()));

@@ -1,0 +1,137 @@
+package io.capstan.apiserver.rest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.IntNode;
+import com.fasterxml.jackson.databind.node.LongNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+import com.google.protobuf.Descriptors.Descriptor;
+import com.google.protobuf.Descriptors.FieldDescriptor;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.util.JsonFormat;
+import io.capstan.api.meta.v1.IntOrString;
+import io.capstan.apiserver.storage.ApiException;
+import java.io.IOException;
+import java.util.Iterator;
+import java.util.Map;
+
+/**
+ * Objects to and from Kubernetes' JSON. Protobuf's JSON mapping gives the field names; this
+ * fixes the two places where it differs from Kubernetes: 64-bit integers are numbers (not
+ * strings), and IntOrString is the bare number or string.
+ */
+public final class KubeJson {
+  public static final ObjectMapper JSON = new ObjectMapper();
+  private static final JsonFormat.Printer PRINTER = JsonFormat.printer().omittingInsignificantWhitespace();
+  private static final JsonFormat.Parser PARSER = JsonFormat.parser().ignoringUnknownFields();
+
+  private KubeJson() {}
+
+  public static ObjectNode toJson(Message m) {
+    try {
+      ObjectNode node = (ObjectNode) JSON.readTree(PRINTER.print(m));
+      fixOut(m.getDescriptorForType(), node);
+      return node;
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Parses a Kubernetes JSON object into the kind's message; 400 on malformed input. */
+  public static Message fromJson(byte[] body, Message prototype) {
+    JsonNode node;
+    try {
+      node = JSON.readTree(body);
+    } catch (IOException e) {
+      throw ApiException.badRequest("the request body is not valid JSON: " + e.getMessage());
+    }
+    return fromJson(node, prototype);
+  }
+
+  public static Message fromJson(JsonNode node, Message prototype) {
+    if (node == null || !node.isObject()) {
+      throw ApiException.badRequest("the request body must be a JSON object");
+    }
+    ObjectNode copy = ((ObjectNode) node).deepCopy();
+    fixIn(prototype.getDescriptorForType(), copy);
+    Message.Builder b = prototype.newBuilderForType();
+    try {
+      PARSER.merge(JSON.writeValueAsString(copy), b);
+    } catch (InvalidProtocolBufferException e) {
+      throw ApiException.badRequest("the object is not a valid " + prototype.getDescriptorForType().getName() + ": " + e.getMessage());
+    } catch (IOException e) {
+      throw ApiException.badRequest(e.getMessage());
+    }
+    return b.build();
+  }
+
+  private static boolean isIntOrString(FieldDescriptor f) {
+    return f.getJavaType() == FieldDescriptor.JavaType.MESSAGE && f.getMessageType().equals(IntOrString.getDescriptor());
+  }
+
+  private static void fixOut(Descriptor d, ObjectNode node) {
+    for (FieldDescriptor f : d.getFields()) {
+      JsonNode v = node.get(f.getJsonName());
+      if (v == null || f.isMapField()) {
+        continue;
+      }
+      if (isIntOrString(f)) {
+        node.set(f.getJsonName(), v.path("type").asInt() == 1 ? TextNode.valueOf(v.path("strVal").asText())
+            : IntNode.valueOf(v.path("intVal").asInt()));
+      } else if (f.getJavaType() == FieldDescriptor.JavaType.LONG && v.isTextual()) {
+        node.set(f.getJsonName(), LongNode.valueOf(Long.parseLong(v.asText())));
+      } else if (f.getJavaType() == FieldDescriptor.JavaType.MESSAGE) {
+        if (f.isRepeated() && v.isArray()) {
+          v.forEach(e -> {
+            if (e.isObject()) {
+              fixOut(f.getMessageType(), (ObjectNode) e);
+            }
+          });
+        } else if (v.isObject()) {
+          fixOut(f.getMessageType(), (ObjectNode) v);
+        }
+      }
+    }
+  }
+
+  private static void fixIn(Descriptor d, ObjectNode node) {
+    Iterator<Map.Entry<String, JsonNode>> it = node.fields();
+    while (it.hasNext()) {
+      Map.Entry<String, JsonNode> e = it.next();
+      FieldDescriptor f = d.findFieldByName(e.getKey());
+      if (f == null) {
+        for (FieldDescriptor c : d.getFields()) {
+          if (c.getJsonName().equals(e.getKey())) {
+            f = c;
+          }
+        }
+      }
+      if (f == null || f.isMapField() || e.getValue().isNull()) {
+        continue;
+      }
+      JsonNode v = e.getValue();
+      if (isIntOrString(f) && !v.isObject()) {
+        ObjectNode ios = JSON.createObjectNode();
+        if (v.isNumber()) {
+          ios.put("type", 0).put("intVal", v.asInt());
+        } else {
+          ios.put("type", 1).put("strVal", v.asText());
+        }
+        e.setValue(ios);
+      } else if (f.getJavaType() == FieldDescriptor.JavaType.MESSAGE) {
+        FieldDescriptor ff = f;
+        if (f.isRepeated() && v.isArray()) {
+          v.forEach(x -> {
+            if (x.isObject()) {
+              fixIn(ff.getMessageType(), (ObjectNode) x);
+            }
+          });
+        } else if (v.isObject()) {
+          fixIn(f.getMessageType(), (ObjectNode) v);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,371 @@
+package io.capstan.apiserver.rest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
+import io.capstan.api.server.v1.BindRequest;
+import io.capstan.api.server.v1.CreateRequest;
+import io.capstan.api.server.v1.DeleteRequest;
+import io.capstan.api.server.v1.DeleteResponse;
+import io.capstan.api.server.v1.GetRequest;
+import io.capstan.api.server.v1.ListRequest;
+import io.capstan.api.server.v1.ListResponse;
+import io.capstan.api.server.v1.PatchRequest;
+import io.capstan.api.server.v1.RawObject;
+import io.capstan.api.server.v1.ResourceRef;
+import io.capstan.api.server.v1.UpdateRequest;
+import io.capstan.apiserver.grpc.ApiServerService;
+import io.capstan.apiserver.registry.Registry;
+import io.capstan.apiserver.registry.ResourceType;
+import io.capstan.apiserver.storage.ApiException;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Kubernetes' REST API over the same service the gRPC API uses: {@code /api/v1/...} and
+ * {@code /apis/<group>/<version>/...}, namespaced and cluster-scoped paths, {@code ?watch=true}
+ * streams, selectors, {@code limit}/{@code continue}, and errors as {@code Status} bodies.
+ */
+public final class RestHandler implements HttpHandler {
+  private static final Logger LOG = LoggerFactory.getLogger(RestHandler.class);
+  private static final int MAX_BODY = 3 * 1024 * 1024;
+  private final ApiServerService service;
+  private final Registry registry;
+  private final Discovery discovery;
+
+  public RestHandler(ApiServerService service, Registry registry) {
+    this.service = service;
+    this.registry = registry;
+    this.discovery = new Discovery(registry);
+  }
+
+  /** A parsed resource path. */
+  private record Target(ResourceType type, String namespace, String name, String subresource) {}
+
+  @Override
+  public void handle(HttpExchange ex) throws IOException {
+    try {
+      route(ex);
+    } catch (ApiException e) {
+      send(ex, e.code(), KubeJson.toJson(e.status()));
+    } catch (StatusRuntimeException e) {
+      ApiException api = fromGrpc(e);
+      send(ex, api.code(), KubeJson.toJson(api.status()));
+    } catch (RuntimeException e) {
+      LOG.warn("request {} {} failed", ex.getRequestMethod(), ex.getRequestURI(), e);
+      ApiException api = new ApiException(500, "InternalError", "internal error: " + e, io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      send(ex, 500, KubeJson.toJson(api.status()));
+    } finally {
+      ex.close();
+    }
+  }
+
+  private void route(HttpExchange ex) throws IOException {
+    String path = ex.getRequestURI().getPath();
+    Map<String, String> q = query(ex.getRequestURI().getRawQuery());
+    String[] s = path.replaceAll("^/+|/+$", "").split("/");
+    if (path.equals("/version") || path.equals("/version/")) {
+      send(ex, 200, discovery.version());
+      return;
+    }
+    if (path.equals("/api") || path.equals("/api/")) {
+      send(ex, 200, discovery.api());
+      return;
+    }
+    if (path.equals("/apis") || path.equals("/apis/")) {
+      send(ex, 200, discovery.apis());
+      return;
+    }
+    String group;
+    String version;
+    int rest;
+    if (s.length >= 2 && s[0].equals("api")) {
+      group = "";
+      version = s[1];
+      rest = 2;
+    } else if (s.length >= 3 && s[0].equals("apis")) {
+      group = s[1];
+      version = s[2];
+      rest = 3;
+    } else {
+      throw new ApiException(404, "NotFound", "the server could not find the requested resource", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+    if (s.length == rest) {
+      ObjectNode doc = discovery.resources(group, version);
+      if (doc == null) {
+        throw new ApiException(404, "NotFound", "the server could not find the requested resource", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      }
+      send(ex, 200, doc);
+      return;
+    }
+    Target t = target(group, version, s, rest);
+    switch (ex.getRequestMethod()) {
+      case "GET" -> get(ex, t, q);
+      case "POST" -> post(ex, t);
+      case "PUT" -> put(ex, t);
+      case "PATCH" -> patch(ex, t);
+      case "DELETE" -> delete(ex, t, q);
+      default -> throw new ApiException(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+  }
+
+  private Target target(String group, String version, String[] s, int i) {
+    String ns = "";
+    if (s.length >= i + 3 && s[i].equals("namespaces")) {
+      var inner = registry.find(group, s[i + 2]);
+      if (inner.isPresent() && inner.get().namespaced()) {
+        ns = s[i + 1];
+        i += 2;
+      }
+    }
+    String resource = s[i];
+    ResourceType type = registry.find(group, resource).filter(t -> t.version().equals(version))
+        .orElseThrow(() -> new ApiException(404, "NotFound", "the server could not find the requested resource",
+            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()));
+    String name = s.length > i + 1 ? s[i + 1] : "";
+    String sub = s.length > i + 2 ? s[i + 2] : "";
+    return new Target(type, ns, name, sub);
+  }
+
+  private static ResourceRef ref(Target t) {
+    return ResourceRef.newBuilder().setGroup(t.type().group()).setVersion(t.type().version())
+        .setResource(t.type().resource()).setNamespace(t.namespace()).setName(t.name()).build();
+  }
+
+  // ------------------------------------------------------------------ verbs
+
+  private void get(HttpExchange ex, Target t, Map<String, String> q) throws IOException {
+    boolean watch = "true".equals(q.get("watch")) || "1".equals(q.get("watch"));
+    if (watch) {
+      watch(ex, t, q);
+      return;
+    }
+    if (!t.name().isEmpty()) {
+      RawObject o = call(obs -> service.get(GetRequest.newBuilder().setRef(ref(t)).build(), obs));
+      send(ex, 200, KubeJson.toJson(parse(t, o)));
+      return;
+    }
+    ListResponse list = call(obs -> service.list(ListRequest.newBuilder().setRef(ref(t))
+        .setLabelSelector(q.getOrDefault("labelSelector", "")).setFieldSelector(q.getOrDefault("fieldSelector", ""))
+        .setLimit(parseLong(q.getOrDefault("limit", "0"))).setContinue(q.getOrDefault("continue", "")).build(), obs));
+    ObjectNode out = KubeJson.JSON.createObjectNode().put("kind", t.type().kind() + "List").put("apiVersion", t.type().apiVersion());
+    ObjectNode meta = out.putObject("metadata").put("resourceVersion", list.getMetadata().getResourceVersion());
+    if (!list.getMetadata().getContinue().isEmpty()) {
+      meta.put("continue", list.getMetadata().getContinue());
+    }
+    ArrayNode items = out.putArray("items");
+    for (RawObject o : list.getItemsList()) {
+      items.add(KubeJson.toJson(parse(t, o)));
+    }
+    send(ex, 200, out);
+  }
+
+  private void watch(HttpExchange ex, Target t, Map<String, String> q) throws IOException {
+    ResourceRef r = ref(t);
+    String field = q.getOrDefault("fieldSelector", "");
+    LinkedBlockingQueue<ObjectNode> events = new LinkedBlockingQueue<>();
+    Runnable cancel = service.watchObjects(r.toBuilder().setName("").build(), q.getOrDefault("resourceVersion", ""),
+        q.getOrDefault("labelSelector", ""), field.isEmpty() && !t.name().isEmpty() ? "metadata.name=" + t.name() : field, e -> {
+          ObjectNode ev = KubeJson.JSON.createObjectNode();
+          if (e.type().equals("ERROR")) {
+            ev.put("type", "ERROR").set("object", KubeJson.toJson(ApiException.expired("the watch cache was reset; relist").status()));
+          } else {
+            ev.put("type", e.type()).set("object", KubeJson.toJson(e.object()));
+          }
+          events.add(ev);
+          return !e.type().equals("ERROR");
+        });
+    boolean bookmarks = "true".equals(q.get("allowWatchBookmarks"));
+    long timeout = Math.min(parseLong(q.getOrDefault("timeoutSeconds", "1800")), 3600);
+    ex.getResponseHeaders().set("Content-Type", "application/json");
+    ex.getResponseHeaders().set("Transfer-Encoding", "chunked");
+    ex.sendResponseHeaders(200, 0);
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeout);
+    try (OutputStream out = ex.getResponseBody()) {
+      out.flush();
+      long nextBookmark = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (System.nanoTime() < end) {
+        ObjectNode ev = events.poll(1, TimeUnit.SECONDS);
+        if (ev != null) {
+          out.write(KubeJson.JSON.writeValueAsBytes(ev));
+          out.write('\n');
+          out.flush();
+          if (ev.path("type").asText().equals("ERROR")) {
+            return;
+          }
+        } else if (bookmarks && System.nanoTime() > nextBookmark) {
+          ObjectNode bm = KubeJson.JSON.createObjectNode().put("type", "BOOKMARK");
+          bm.putObject("object").put("kind", t.type().kind()).put("apiVersion", t.type().apiVersion())
+              .putObject("metadata").put("resourceVersion", Long.toString(service.cachedRevision(r)));
+          out.write(KubeJson.JSON.writeValueAsBytes(bm));
+          out.write('\n');
+          out.flush();
+          nextBookmark = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        }
+      }
+    } catch (IOException | InterruptedException gone) {
+      // the client went away
+    } finally {
+      cancel.run();
+    }
+  }
+
+  private void post(HttpExchange ex, Target t) throws IOException {
+    byte[] body = body(ex);
+    if (t.subresource().equals("binding")) {
+      JsonNode b = KubeJson.JSON.readTree(body);
+      RawObject o = call(obs -> service.bind(BindRequest.newBuilder().setRef(ref(t)).setNodeName(b.path("target").path("name").asText())
+          .setPodUid(b.path("metadata").path("uid").asText()).build(), obs));
+      send(ex, 201, KubeJson.toJson(parse(t, o)));
+      return;
+    }
+    Message obj = KubeJson.fromJson(body, t.type().prototype());
+    RawObject o = call(obs -> service.create(CreateRequest.newBuilder().setRef(ref(t))
+        .setObject(RawObject.newBuilder().setData(obj.toByteString())).build(), obs));
+    send(ex, 201, KubeJson.toJson(parse(t, o)));
+  }
+
+  private void put(HttpExchange ex, Target t) throws IOException {
+    Message obj = KubeJson.fromJson(body(ex), t.type().prototype());
+    UpdateRequest req = UpdateRequest.newBuilder().setRef(ref(t)).setObject(RawObject.newBuilder().setData(obj.toByteString())).build();
+    RawObject o = t.subresource().equals("status") ? call(obs -> service.updateStatus(req, obs)) : call(obs -> service.update(req, obs));
+    send(ex, 200, KubeJson.toJson(parse(t, o)));
+  }
+
+  private void patch(HttpExchange ex, Target t) throws IOException {
+    String type = String.valueOf(ex.getRequestHeaders().getFirst("Content-Type"));
+    if (!type.startsWith("application/merge-patch+json") && !type.startsWith("application/strategic-merge-patch+json")) {
+      throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
+          + "include: application/merge-patch+json, application/strategic-merge-patch+json", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+    // Applied to the object's protobuf JSON form (int64 fields accept numbers there; a bare
+    // IntOrString in a patch is not supported yet).
+    String patch = new String(body(ex), StandardCharsets.UTF_8);
+    RawObject o = call(obs -> service.patch(PatchRequest.newBuilder().setRef(ref(t)).setStatus(t.subresource().equals("status"))
+        .setMergePatch(patch).build(), obs));
+    send(ex, 200, KubeJson.toJson(parse(t, o)));
+  }
+
+  private void delete(HttpExchange ex, Target t, Map<String, String> q) throws IOException {
+    DeleteRequest.Builder req = DeleteRequest.newBuilder().setRef(ref(t));
+    byte[] body = body(ex);
+    JsonNode opts = body.length > 0 ? KubeJson.JSON.readTree(body) : KubeJson.JSON.createObjectNode();
+    if (q.containsKey("gracePeriodSeconds")) {
+      req.setGracePeriodSeconds(parseLong(q.get("gracePeriodSeconds")));
+    } else if (opts.has("gracePeriodSeconds")) {
+      req.setGracePeriodSeconds(opts.get("gracePeriodSeconds").asLong());
+    }
+    req.setPropagationPolicy(q.getOrDefault("propagationPolicy", opts.path("propagationPolicy").asText("")));
+    req.setPreconditionResourceVersion(opts.path("preconditions").path("resourceVersion").asText(""));
+    req.setPreconditionUid(opts.path("preconditions").path("uid").asText(""));
+    DeleteResponse r = call(obs -> service.delete(req.build(), obs));
+    send(ex, r.getPending() ? 202 : 200, KubeJson.toJson(parse(t, r.getObject())));
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private static Message parse(Target t, RawObject o) {
+    try {
+      return t.type().prototype().getParserForType().parseFrom(o.getData());
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Calls a unary service method in-process and returns its answer or throws its error. */
+  private static <T> T call(java.util.function.Consumer<StreamObserver<T>> method) {
+    Object[] result = new Object[1];
+    Throwable[] error = new Throwable[1];
+    method.accept(new StreamObserver<>() {
+      @Override
+      public void onNext(T v) {
+        result[0] = v;
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        error[0] = t;
+      }
+
+      @Override
+      public void onCompleted() {}
+    });
+    if (error[0] instanceof StatusRuntimeException e) {
+      throw e;
+    }
+    if (error[0] != null) {
+      throw new IllegalStateException(error[0]);
+    }
+    @SuppressWarnings("unchecked")
+    T t = (T) result[0];
+    return t;
+  }
+
+  private static ApiException fromGrpc(StatusRuntimeException e) {
+    byte[] status = e.getTrailers() == null ? null : e.getTrailers().get(ApiServerService.STATUS_KEY);
+    if (status != null) {
+      try {
+        io.capstan.api.meta.v1.Status s = io.capstan.api.meta.v1.Status.parseFrom(status);
+        return new ApiException(s.getCode(), s.getReason(), s.getMessage(), s.getDetails());
+      } catch (InvalidProtocolBufferException ignored) {
+        // fall through
+      }
+    }
+    return new ApiException(500, "InternalError", e.getStatus().toString(), io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+  }
+
+  private static byte[] body(HttpExchange ex) throws IOException {
+    byte[] b = ex.getRequestBody().readNBytes(MAX_BODY + 1);
+    if (b.length > MAX_BODY) {
+      throw new ApiException(413, "RequestEntityTooLarge", "the request body is larger than " + MAX_BODY + " bytes",
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+    return b;
+  }
+
+  private static long parseLong(String s) {
+    try {
+      return Long.parseLong(s);
+    } catch (NumberFormatException e) {
+      throw ApiException.badRequest("invalid number \"" + s + "\"");
+    }
+  }
+
+  private static Map<String, String> query(String raw) {
+    Map<String, String> out = new HashMap<>();
+    if (raw == null) {
+      return out;
+    }
+    for (String kv : raw.split("&")) {
+      int eq = kv.indexOf('=');
+      String k = URLDecoder.decode(eq < 0 ? kv : kv.substring(0, eq), StandardCharsets.UTF_8);
+      String v = eq < 0 ? "" : URLDecoder.decode(kv.substring(eq + 1), StandardCharsets.UTF_8);
+      out.put(k, v);
+    }
+    return out;
+  }
+
+  private static void send(HttpExchange ex, int code, JsonNode body) throws IOException {
+    byte[] bytes = KubeJson.JSON.writeValueAsBytes(body);
+    ex.getResponseHeaders().set("Content-Type", "application/json");
+    ex.sendResponseHeaders(code, bytes.length);
+    try (OutputStream out = ex.getResponseBody()) {
+      out.write(bytes);
+    }
+  }
+}
