@@ -46,11 +46,13 @@ public final class RestHandler implements HttpHandler {
   private final ApiServerService service;
   private final Registry registry;
   private final Discovery discovery;
+  private final OpenApi openApi;
 
   public RestHandler(ApiServerService service, Registry registry) {
     this.service = service;
     this.registry = registry;
     this.discovery = new Discovery(registry);
+    this.openApi = new OpenApi(registry);
   }
 
   /** A parsed resource path. */
@@ -80,6 +82,18 @@ public final class RestHandler implements HttpHandler {
     String[] s = path.replaceAll("^/+|/+$", "").split("/");
     if (path.equals("/version") || path.equals("/version/")) {
       send(ex, 200, discovery.version());
+      return;
+    }
+    if (path.equals("/openapi/v3") || path.equals("/openapi/v3/")) {
+      send(ex, 200, openApi.index());
+      return;
+    }
+    if (path.startsWith("/openapi/v3/")) {
+      ObjectNode doc = openApi.document(path.substring("/openapi/v3/".length()).replaceAll("/+$", ""));
+      if (doc == null) {
+        throw new ApiException(404, "NotFound", "the server could not find the requested resource", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      }
+      send(ex, 200, doc);
       return;
     }
     if (path.equals("/api") || path.equals("/api/")) {

@@ -79,7 +79,7 @@ public final class FieldErrors {
   }
 
   private static StatusCause cause(String reason, String field, String message) {
-    return StatusCause.newBuilder().setReason(reason).setField(field).setMessage(field + ": " + message).build();
+    return StatusCause.newBuilder().setReason(reason).setField(field).setMessage(message).build();
   }
 
   /** Throws 422 Invalid naming every cause, if there is any. */
@@ -89,11 +89,11 @@ public final class FieldErrors {
     }
     StringBuilder msg = new StringBuilder(kind).append(" \"").append(name).append("\" is invalid: ");
     if (causes.size() == 1) {
-      msg.append(causes.get(0).getMessage());
+      msg.append(causes.get(0).getField()).append(": ").append(causes.get(0).getMessage());
     } else {
       msg.append('[');
       for (int i = 0; i < causes.size(); i++) {
-        msg.append(i > 0 ? ", " : "").append(causes.get(i).getMessage());
+        msg.append(i > 0 ? ", " : "").append(causes.get(i).getField()).append(": ").append(causes.get(i).getMessage());
       }
       msg.append(']');
     }

@@ -1,0 +1,182 @@
+package io.capstan.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.net.HttpURLConnection;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The stock kubectl against an api-server process over a kvstore process, both from the distribution. */
+class KubectlTest {
+  private static DistCluster kvstore;
+  private static Process apiServer;
+  private static Path dir;
+  private static Path kubeconfig;
+  private static int httpPort;
+
+  @BeforeAll
+  static void start() throws Exception {
+    kvstore = new DistCluster(1).start();
+    dir = kvstore.root();
+    httpPort = DistCluster.freePort();
+    apiServer = new ProcessBuilder(kvstore.bin().toString(), "api-server", "--kvstore-endpoints", "http://" + kvstore.endpoint(0),
+        "--grpc-port", String.valueOf(DistCluster.freePort()), "--http-port", String.valueOf(httpPort))
+        .redirectErrorStream(true).redirectOutput(dir.resolve("api-server.log").toFile()).start();
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (!ready() && System.currentTimeMillis() < deadline) {
+      assertThat(apiServer.isAlive()).as(Files.readString(dir.resolve("api-server.log"))).isTrue();
+      Etcdctl.pause();
+    }
+    assertThat(ready()).isTrue();
+    kubeconfig = dir.resolve("kubeconfig");
+    Files.writeString(kubeconfig, """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - cluster: {server: "http://127.0.0.1:%d"}
+          name: capstan
+        contexts:
+        - context: {cluster: capstan, user: me}
+          name: capstan
+        current-context: capstan
+        users:
+        - name: me
+          user: {}
+        """.formatted(httpPort));
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (apiServer != null) {
+      apiServer.destroyForcibly();
+      apiServer.waitFor(10, TimeUnit.SECONDS);
+    }
+    if (kvstore != null) {
+      kvstore.close();
+    }
+  }
+
+  private static boolean ready() {
+    try {
+      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + httpPort + "/readyz").toURL().openConnection();
+      c.setConnectTimeout(500);
+      return c.getResponseCode() == 200;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  record Out(int code, String text) {}
+
+  private static Out kubectl(String... args) throws Exception {
+    List<String> cmd = new ArrayList<>(List.of("kubectl", "--kubeconfig", kubeconfig.toString(), "--request-timeout=20s"));
+    cmd.addAll(List.of(args));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    return new Out(p.exitValue(), out);
+  }
+
+  private static Path manifest(String name, String yaml) throws IOException {
+    return Files.writeString(dir.resolve(name), yaml);
+  }
+
+  @Test
+  void getCreateApplyDeleteAndErrors() throws Exception {
+    assertThat(kubectl("version").text()).contains("Server Version: v1.32");
+    assertThat(kubectl("get", "namespaces").text()).contains("default").contains("kube-system");
+    Path pod = manifest("pod.yaml", """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: web, labels: {app: web}}
+        spec:
+          containers:
+          - {name: c, image: "nginx:1.27", ports: [{containerPort: 80}]}
+        """);
+    // validation on: kubectl reads the server's OpenAPI v3 document
+    Out created = kubectl("create", "-f", pod.toString());
+    assertThat(created.code()).as(created.text()).isZero();
+    assertThat(created.text()).contains("pod/web created");
+    assertThat(kubectl("get", "pods").text()).contains("web");
+    Out yaml = kubectl("get", "pod", "web", "-o", "yaml");
+    assertThat(yaml.text()).contains("restartPolicy: Always", "terminationGracePeriodSeconds: 30", "resourceVersion:", "containerPort: 80");
+    assertThat(kubectl("get", "pods", "-l", "app=web", "-o", "json").text()).contains("\"name\": \"web\"");
+    assertThat(kubectl("get", "pods", "-l", "app=db").text()).contains("No resources found");
+    Out dup = kubectl("create", "-f", pod.toString());
+    assertThat(dup.code()).isNotZero();
+    assertThat(dup.text()).contains("AlreadyExists").contains("pods \"web\" already exists");
+    Out missing = kubectl("get", "pod", "nope");
+    assertThat(missing.text()).contains("NotFound").contains("pods \"nope\" not found");
+
+    Path deploy = manifest("deploy.yaml", """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web}
+        spec:
+          replicas: 2
+          selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec:
+              containers: [{name: c, image: "nginx:1.27"}]
+        """);
+    Out applied = kubectl("apply", "-f", deploy.toString(), "--validate=false");
+    assertThat(applied.text()).contains("deployment.apps/web created");
+    assertThat(kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.strategy.rollingUpdate.maxSurge}").text()).isEqualTo("25%");
+
+    Path bad = manifest("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Pod}\nspec: {containers: [{name: c}]}\n");
+    Out invalid = kubectl("create", "-f", bad.toString());
+    assertThat(invalid.code()).isNotZero();
+    assertThat(invalid.text()).contains("is invalid").contains("metadata.name").contains("spec.containers[0].image: Required value");
+
+    Out deleted = kubectl("delete", "pod", "web");
+    assertThat(deleted.code()).as(deleted.text()).isZero();
+    assertThat(kubectl("get", "pods").text()).contains("No resources found");
+  }
+
+  @Test
+  void watchSeesChanges() throws Exception {
+    manifest("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {k: v}\n");
+    assertThat(kubectl("create", "-f", dir.resolve("cm.yaml").toString()).code()).isZero();
+    Process w = new ProcessBuilder("kubectl", "--kubeconfig", kubeconfig.toString(), "get", "configmaps", "-w", "-o", "name")
+        .redirectErrorStream(true).start();
+    StringBuffer seen = new StringBuffer();
+    Thread reader = new Thread(() -> {
+      try {
+        byte[] buf = new byte[4096];
+        int n;
+        while ((n = w.getInputStream().read(buf)) > 0) {
+          seen.append(new String(buf, 0, n));
+        }
+      } catch (IOException ignored) {
+        // ended
+      }
+    });
+    reader.setDaemon(true);
+    reader.start();
+    try {
+      long deadline = System.currentTimeMillis() + 20_000;
+      while (!seen.toString().contains("configmap/watched") && System.currentTimeMillis() < deadline) {
+        Etcdctl.pause();
+      }
+      assertThat(kubectl("label", "configmap", "watched", "x=y").code()).isZero();
+      manifest("cm2.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second}\n");
+      assertThat(kubectl("create", "-f", dir.resolve("cm2.yaml").toString()).code()).isZero();
+      deadline = System.currentTimeMillis() + 20_000;
+      while (!seen.toString().contains("configmap/second") && System.currentTimeMillis() < deadline) {
+        Etcdctl.pause();
+      }
+      assertThat(seen.toString()).contains("configmap/second");
+    } finally {
+      w.destroyForcibly();
+    }
+  }
+}
