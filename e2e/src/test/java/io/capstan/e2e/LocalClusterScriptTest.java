@@ -18,7 +18,8 @@ class LocalClusterScriptTest {
   private String run(Path dir, int basePort, String... args) throws Exception {
     List<String> cmd = new ArrayList<>(List.of(bin.toString(), "local-cluster"));
     cmd.addAll(List.of(args));
-    cmd.addAll(List.of("--dir", dir.toString(), "--base-port", String.valueOf(basePort)));
+    cmd.addAll(List.of("--dir", dir.toString(), "--base-port", String.valueOf(basePort),
+        "--api-http-port", String.valueOf(basePort + 50), "--api-grpc-port", String.valueOf(basePort + 51)));
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes());
     assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
@@ -31,7 +32,7 @@ class LocalClusterScriptTest {
     for (int attempt = 0; attempt < 50; attempt++) {
       int base = 20000 + (int) (Math.random() * 20000);
       boolean free = true;
-      for (int port : new int[] {base, base + 1, base + 2, base + 3, base + 4, base + 5, base + 100, base + 101, base + 102}) {
+      for (int port : new int[] {base, base + 1, base + 2, base + 3, base + 4, base + 5, base + 50, base + 51, base + 100, base + 101, base + 102}) {
         try (java.net.ServerSocket s = new java.net.ServerSocket(port, 1, java.net.InetAddress.getLoopbackAddress())) {
           s.setReuseAddress(true);
         } catch (java.io.IOException e) {
@@ -66,7 +67,13 @@ class LocalClusterScriptTest {
       Etcdctl etcdctl = new Etcdctl("127.0.0.1:" + base + ",127.0.0.1:" + (base + 2) + ",127.0.0.1:" + (base + 4));
       assertThat(etcdctl.run("put", "foo", "bar").ok().out()).isEqualTo("OK\n");
       assertThat(etcdctl.run("get", "foo", "--print-value-only").ok().out()).isEqualTo("bar\n");
-      assertThat(run(dir, base, "status")).contains("kv1 pid").contains("running");
+      assertThat(run(dir, base, "status")).contains("kv1 pid").contains("running").contains("api-server pid");
+      // the api-server answers kubectl through the kubeconfig the launcher wrote
+      Process k = new ProcessBuilder("kubectl", "--kubeconfig", dir.resolve("kubeconfig").toString(), "get", "namespaces")
+          .redirectErrorStream(true).start();
+      String ns = new String(k.getInputStream().readAllBytes());
+      assertThat(k.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(ns).contains("default").contains("kube-system");
       run(dir, base, "kill", "kv2");
       assertThat(run(dir, base, "status")).contains("kv2 stopped");
       run(dir, base, "restart", "kv2");
