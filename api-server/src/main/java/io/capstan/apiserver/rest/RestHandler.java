@@ -344,6 +344,13 @@ public final class RestHandler implements HttpHandler {
   }
 
   private static byte[] body(HttpExchange ex) throws IOException {
+    String type = String.valueOf(ex.getRequestHeaders().getFirst("Content-Type"));
+    if (type.contains("protobuf")) {
+      // Kubernetes' protobuf encoding (its own field numbers, "k8s\0" envelope) is not ours.
+      throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+          + "media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json "
+          + "(Kubernetes' protobuf encoding is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
     byte[] b = ex.getRequestBody().readNBytes(MAX_BODY + 1);
     if (b.length > MAX_BODY) {
       throw new ApiException(413, "RequestEntityTooLarge", "the request body is larger than " + MAX_BODY + " bytes",
