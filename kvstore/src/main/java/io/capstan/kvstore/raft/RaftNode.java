@@ -116,7 +116,18 @@ public final class RaftNode implements AutoCloseable {
         .setStateMachine(stateMachine)
         .setOption(recover ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
         .build();
-    server.start();
+    try {
+      server.start();
+    } catch (IOException | RuntimeException e) {
+      // A server that failed to start (say its peer port is taken) may have started its division
+      // already: close it, or it lives on as a ghost member that talks to the real ones.
+      try {
+        server.close();
+      } catch (IOException | RuntimeException suppressed) {
+        e.addSuppressed(suppressed);
+      }
+      throw e;
+    }
     RaftClient client = RaftClient.newBuilder()
         .setRaftGroup(group)
         .setProperties(props)

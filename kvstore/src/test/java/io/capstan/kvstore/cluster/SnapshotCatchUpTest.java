@@ -28,7 +28,8 @@ class SnapshotCatchUpTest {
       long leaderFirstIndex = waitForPurge(c, leader);
 
       c.restart(follower);
-      c.waitForConvergence(Duration.ofSeconds(30));
+      // 90 s: the leader reconnects to a member it lost with gRPC's backoff (seconds, growing)
+      c.waitForConvergence(Duration.ofSeconds(90));
       assertThat(c.member(follower).raft().snapshotsInstalled())
           .as("follower caught up through the leader's snapshot (leader log starts at %d)", leaderFirstIndex)
           .isPositive();
