@@ -250,7 +250,17 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
       ResourceType t = type(req.getRef());
       java.util.function.Predicate<Message> filter = Selectors.labels(req.getLabelSelector())
           .and(Selectors.fields(req.getFieldSelector(), t.kind()));
-      ObjectStore.Page<Message> page = store(t).list(namespaceOf(t, req.getRef()), req.getLimit(), req.getContinue());
+      String ns = namespaceOf(t, req.getRef());
+      if (req.getResourceVersion().equals("0") && req.getContinue().isEmpty()) {
+        // resourceVersion=0: "any recent state" — served from the watch cache, as Kubernetes does
+        // (and, as there, without pagination)
+        WatchCache cache = cache(t);
+        ListResponse.Builder b = ListResponse.newBuilder();
+        b.getMetadataBuilder().setResourceVersion(Long.toString(cache.revision()));
+        cache.list(filter.and(m -> ns.isEmpty() || meta(m).getNamespace().equals(ns))).forEach(i -> b.addItems(raw(i)));
+        return b.build();
+      }
+      ObjectStore.Page<Message> page = store(t).list(ns, req.getLimit(), req.getContinue());
       ListResponse.Builder b = ListResponse.newBuilder();
       b.getMetadataBuilder().setResourceVersion(Long.toString(page.revision())).setContinue(page.continueToken());
       page.items().stream().filter(filter).forEach(i -> b.addItems(raw(i)));

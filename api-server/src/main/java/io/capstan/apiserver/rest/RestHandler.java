@@ -176,7 +176,8 @@ public final class RestHandler implements HttpHandler {
     }
     ListResponse list = call(obs -> service.list(ListRequest.newBuilder().setRef(ref(t))
         .setLabelSelector(q.getOrDefault("labelSelector", "")).setFieldSelector(q.getOrDefault("fieldSelector", ""))
-        .setLimit(parseLong(q.getOrDefault("limit", "0"))).setContinue(q.getOrDefault("continue", "")).build(), obs));
+        .setLimit(parseLong(q.getOrDefault("limit", "0"))).setContinue(q.getOrDefault("continue", ""))
+        .setResourceVersion(q.getOrDefault("resourceVersion", "")).build(), obs));
     ObjectNode out = KubeJson.JSON.createObjectNode().put("kind", t.type().kind() + "List").put("apiVersion", t.type().apiVersion());
     ObjectNode meta = out.putObject("metadata").put("resourceVersion", list.getMetadata().getResourceVersion());
     if (!list.getMetadata().getContinue().isEmpty()) {

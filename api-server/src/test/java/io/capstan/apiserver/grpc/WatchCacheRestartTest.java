@@ -98,6 +98,14 @@ class WatchCacheRestartTest {
             Map<String, String> store = storeView(chB);
             assertThat(store).hasSize(10);
             assertThat(cacheView(ch, store.size())).isEqualTo(store);
+            // a list at resourceVersion=0 is served from the cache and matches too
+            Map<String, String> cachedList = new TreeMap<>();
+            for (RawObject o : ApiServerGrpc.newBlockingStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS)
+                .list(ListRequest.newBuilder().setRef(cms("")).setResourceVersion("0").build()).getItemsList()) {
+              ConfigMap c = ConfigMap.parseFrom(o.getData());
+              cachedList.put(c.getMetadata().getName(), c.getMetadata().getResourceVersion());
+            }
+            assertThat(cachedList).isEqualTo(store);
           } finally {
             ch.shutdownNow();
           }
