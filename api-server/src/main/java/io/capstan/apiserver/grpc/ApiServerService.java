@@ -19,6 +19,7 @@ import io.capstan.apiserver.registry.ResourceType;
 import io.capstan.apiserver.storage.ApiException;
 import io.capstan.apiserver.storage.EtcdClient;
 import io.capstan.apiserver.storage.ObjectStore;
+import io.capstan.apiserver.storage.StoredObjects;
 import io.capstan.apiserver.selection.Selectors;
 import io.capstan.apiserver.validation.Strategies;
 import io.capstan.apiserver.watch.WatchCache;
@@ -187,11 +188,11 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
   }
 
   private static ObjectMeta meta(Message m) {
-    return (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
+    return StoredObjects.meta(m);
   }
 
   private static Message withMeta(Message m, ObjectMeta meta) {
-    return m.toBuilder().setField(m.getDescriptorForType().findFieldByName("metadata"), meta).build();
+    return StoredObjects.withMeta(m, meta);
   }
 
   private static RawObject raw(Message m) {

@@ -132,6 +132,6 @@ public final class Selectors {
   }
 
   private static ObjectMeta meta(Message m) {
-    return (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
+    return io.capstan.apiserver.storage.StoredObjects.meta(m);
   }
 }

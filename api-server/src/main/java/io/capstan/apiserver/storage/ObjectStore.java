@@ -2,7 +2,6 @@ package io.capstan.apiserver.storage;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.Descriptors.FieldDescriptor;
-import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import io.capstan.api.meta.v1.ObjectMeta;
 import io.etcd.jetcd.api.Compare;
@@ -73,29 +72,16 @@ public final class ObjectStore<T extends Message> {
     return ByteString.copyFromUtf8(s);
   }
 
-  private static ByteString prefixEnd(String prefix) {
-    byte[] b = prefix.getBytes(StandardCharsets.UTF_8);
-    b[b.length - 1]++; // prefixes end in '/', never 0xff
-    return ByteString.copyFrom(b);
-  }
-
   public ObjectMeta meta(T object) {
-    return (ObjectMeta) object.getField(metadataField);
+    return StoredObjects.meta(object);
   }
 
-  @SuppressWarnings("unchecked")
   private T withMeta(T object, ObjectMeta meta) {
-    return (T) object.toBuilder().setField(metadataField, meta).build();
+    return StoredObjects.withMeta(object, meta);
   }
 
-  @SuppressWarnings("unchecked")
   private T decode(KeyValue kv) {
-    try {
-      T obj = (T) prototype.getParserForType().parseFrom(kv.getValue());
-      return withMeta(obj, meta(obj).toBuilder().setResourceVersion(Long.toString(kv.getModRevision())).build());
-    } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException("corrupt object at " + kv.getKey().toStringUtf8(), e);
-    }
+    return StoredObjects.decode(kv, prototype);
   }
 
   private ByteString encode(T object) {
@@ -229,7 +215,7 @@ public final class ObjectStore<T extends Message> {
       revision = Long.parseLong(parts[0]);
       start = bs(parts[1] + "\0");
     }
-    RangeRequest.Builder req = RangeRequest.newBuilder().setKey(start).setRangeEnd(prefixEnd(prefix)).setRevision(revision);
+    RangeRequest.Builder req = RangeRequest.newBuilder().setKey(start).setRangeEnd(StoredObjects.prefixEnd(prefix)).setRevision(revision);
     if (limit > 0) {
       req.setLimit(limit);
     }

@@ -1,11 +1,11 @@
 package io.capstan.apiserver.watch;
 
 import com.google.protobuf.ByteString;
-import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import io.capstan.api.meta.v1.ObjectMeta;
 import io.capstan.apiserver.storage.ApiException;
 import io.capstan.apiserver.storage.EtcdClient;
+import io.capstan.apiserver.storage.StoredObjects;
 import io.etcd.jetcd.api.Event;
 import io.etcd.jetcd.api.KVGrpc;
 import io.etcd.jetcd.api.KeyValue;
@@ -77,7 +77,7 @@ public final class WatchCache implements AutoCloseable {
 
   private synchronized void relist() {
     RangeResponse r = etcd.call(ch -> KVGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS)
-        .range(RangeRequest.newBuilder().setKey(bs(prefix)).setRangeEnd(prefixEnd(prefix)).build()));
+        .range(RangeRequest.newBuilder().setKey(bs(prefix)).setRangeEnd(StoredObjects.prefixEnd(prefix)).build()));
     state.clear();
     window.clear();
     for (KeyValue kv : r.getKvsList()) {
@@ -123,21 +123,16 @@ public final class WatchCache implements AutoCloseable {
     });
     etcdWatch = req;
     req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
-        .setKey(bs(prefix)).setRangeEnd(prefixEnd(prefix)).setStartRevision(start).setPrevKv(true)).build());
+        .setKey(bs(prefix)).setRangeEnd(StoredObjects.prefixEnd(prefix)).setStartRevision(start).setPrevKv(true)).build());
   }
 
+  /** Re-creates the etcd watch after the last seen revision, after a pause, off the callback thread. */
   private void resume() {
     long from;
     synchronized (this) {
       from = revision + 1;
     }
-    try {
-      Thread.sleep(100);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return;
-    }
-    watchFrom(from);
+    java.util.concurrent.CompletableFuture.delayedExecutor(100, TimeUnit.MILLISECONDS).execute(() -> watchFrom(from));
   }
 
   private synchronized void apply(List<Event> events) {
@@ -151,7 +146,7 @@ public final class WatchCache implements AutoCloseable {
         if (old == null) {
           continue;
         }
-        oe = new ObjectEvent("DELETED", withVersion(old, rev), rev);
+        oe = new ObjectEvent("DELETED", StoredObjects.withResourceVersion(old, rev), rev);
       } else {
         Message obj = decode(e.getKv());
         boolean existed = state.put(key, obj) != null;
@@ -192,7 +187,7 @@ public final class WatchCache implements AutoCloseable {
     Subscription s = new Subscription(filter, listener);
     if (fromVersion == 0) {
       for (Message m : state.values()) {
-        if (filter.test(m) && !listener.onEvent(new ObjectEvent("ADDED", m, version(m)))) {
+        if (filter.test(m) && !listener.onEvent(new ObjectEvent("ADDED", m, StoredObjects.resourceVersion(m)))) {
           return () -> { };
         }
       }
@@ -227,32 +222,11 @@ public final class WatchCache implements AutoCloseable {
   }
 
   private Message decode(KeyValue kv) {
-    try {
-      return withVersion(prototype.getParserForType().parseFrom(kv.getValue()), kv.getModRevision());
-    } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException("corrupt object at " + kv.getKey().toStringUtf8(), e);
-    }
-  }
-
-  private static Message withVersion(Message m, long rev) {
-    var f = m.getDescriptorForType().findFieldByName("metadata");
-    ObjectMeta meta = (ObjectMeta) m.getField(f);
-    return m.toBuilder().setField(f, meta.toBuilder().setResourceVersion(Long.toString(rev)).build()).build();
-  }
-
-  private static long version(Message m) {
-    ObjectMeta meta = (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
-    return Long.parseLong(meta.getResourceVersion());
+    return StoredObjects.decode(kv, prototype);
   }
 
   private static ByteString bs(String s) {
     return ByteString.copyFromUtf8(s);
-  }
-
-  private static ByteString prefixEnd(String prefix) {
-    byte[] b = prefix.getBytes(StandardCharsets.UTF_8);
-    b[b.length - 1]++;
-    return ByteString.copyFrom(b);
   }
 
   @Override
