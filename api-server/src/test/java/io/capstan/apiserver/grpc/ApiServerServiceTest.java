@@ -18,18 +18,12 @@ import io.capstan.api.server.v1.RawObject;
 import io.capstan.api.server.v1.ResourceRef;
 import io.capstan.api.server.v1.UpdateRequest;
 import io.capstan.apiserver.ApiServer;
-import io.capstan.common.Urls;
-import io.capstan.kvstore.KvStoreConfig;
-import io.capstan.kvstore.KvStoreServer;
+import io.capstan.kvstore.testing.MiniCluster;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.net.HttpURLConnection;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.URI;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -41,32 +35,17 @@ import org.junit.jupiter.api.Test;
 
 /** Two api-server replicas over one kvstore, driven through the gRPC API as components use it. */
 class ApiServerServiceTest {
-  private static KvStoreServer kvstore;
+  private static MiniCluster kvstore;
   private static ApiServer a;
   private static ApiServer b;
   private static ManagedChannel chA;
   private static ManagedChannel chB;
-  private static Path dir;
-
-  static int freePort() throws Exception {
-    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
-  }
 
   @BeforeAll
   static void start() throws Exception {
-    dir = Files.createTempDirectory("apiserver");
-    int client = freePort();
-    kvstore = KvStoreServer.start(KvStoreConfig.builder().name("n1").dataDir(dir)
-        .listenClientUrls(List.of(new Urls.HostPort("127.0.0.1", client)))
-        .listenPeerUrl(new Urls.HostPort("127.0.0.1", freePort())).build());
-    long deadline = System.currentTimeMillis() + 30_000;
-    while (!kvstore.raft().isLeaderReady() && System.currentTimeMillis() < deadline) {
-      Thread.sleep(20);
-    }
-    a = ApiServer.start("http://127.0.0.1:" + client, "127.0.0.1", 0, 0);
-    b = ApiServer.start("http://127.0.0.1:" + client, "127.0.0.1", 0, 0);
+    kvstore = MiniCluster.start(1);
+    a = ApiServer.start(kvstore.endpoint(0), "127.0.0.1", 0, 0);
+    b = ApiServer.start(kvstore.endpoint(0), "127.0.0.1", 0, 0);
     chA = NettyChannelBuilder.forAddress("127.0.0.1", a.grpcPort()).usePlaintext().build();
     chB = NettyChannelBuilder.forAddress("127.0.0.1", b.grpcPort()).usePlaintext().build();
   }
@@ -87,7 +66,6 @@ class ApiServerServiceTest {
         // keep closing the rest
       }
     }
-    io.capstan.apiserver.storage.EtcdProcess.deleteTree(dir);
   }
 
   private static ApiServerGrpc.ApiServerBlockingStub api(ManagedChannel ch) {

@@ -22,11 +22,8 @@ import io.capstan.api.server.v1.GetRequest;
 import io.capstan.api.server.v1.RawObject;
 import io.capstan.api.server.v1.ResourceRef;
 import io.capstan.api.server.v1.UpdateRequest;
-import io.capstan.apiserver.ApiServer;
-import io.capstan.apiserver.storage.EtcdProcess;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -34,32 +31,24 @@ import org.junit.jupiter.api.Test;
 
 /** Defaulting, validation, namespace rules and graceful deletion with finalizers. */
 class ObjectRulesTest {
-  private static EtcdProcess etcd;
-  private static ApiServer server;
+  private static ApiServerOnEtcd fixture;
   private static ManagedChannel ch;
 
   @BeforeAll
   static void start() throws Exception {
-    etcd = new EtcdProcess();
-    server = ApiServer.start(etcd.endpoint(), "127.0.0.1", 0, 0);
-    ch = NettyChannelBuilder.forAddress("127.0.0.1", server.grpcPort()).usePlaintext().build();
+    fixture = new ApiServerOnEtcd(1000);
+    ch = fixture.channel;
   }
 
   @AfterAll
   static void stop() {
-    if (ch != null) {
-      ch.shutdownNow();
-    }
-    if (server != null) {
-      server.close();
-    }
-    if (etcd != null) {
-      etcd.close();
+    if (fixture != null) {
+      fixture.close();
     }
   }
 
   private static ApiServerGrpc.ApiServerBlockingStub api() {
-    return ApiServerGrpc.newBlockingStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS);
+    return fixture.api();
   }
 
   private static ResourceRef ref(String group, String resource, String ns, String name) {

@@ -55,9 +55,10 @@ class WatchCacheRestartTest {
       @Override
       public void onCompleted() {}
     });
-    long deadline = System.currentTimeMillis() + 20_000;
-    while (seen.size() < expected && System.currentTimeMillis() < deadline) {
-      Thread.sleep(20);
+    try {
+      org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(20)).until(() -> seen.size() >= expected);
+    } catch (org.awaitility.core.ConditionTimeoutException e) {
+      // return what arrived: the caller's assertion names the difference
     }
     return new TreeMap<>(seen);
   }

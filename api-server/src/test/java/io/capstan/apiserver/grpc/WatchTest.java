@@ -13,11 +13,8 @@ import io.capstan.api.server.v1.ResourceRef;
 import io.capstan.api.server.v1.UpdateRequest;
 import io.capstan.api.server.v1.WatchEvent;
 import io.capstan.api.server.v1.WatchRequest;
-import io.capstan.apiserver.ApiServer;
-import io.capstan.apiserver.storage.EtcdProcess;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,32 +27,24 @@ import org.junit.jupiter.api.Test;
 
 /** Watches from the api-server's watch cache, here over a real etcd 3.4. */
 class WatchTest {
-  private static EtcdProcess etcd;
-  private static ApiServer server;
+  private static ApiServerOnEtcd fixture;
   private static ManagedChannel ch;
 
   @BeforeAll
   static void start() throws Exception {
-    etcd = new EtcdProcess();
-    server = ApiServer.start(etcd.endpoint(), "127.0.0.1", 0, 0, 5);
-    ch = NettyChannelBuilder.forAddress("127.0.0.1", server.grpcPort()).usePlaintext().build();
+    fixture = new ApiServerOnEtcd(5);
+    ch = fixture.channel;
   }
 
   @AfterAll
   static void stop() {
-    if (ch != null) {
-      ch.shutdownNow();
-    }
-    if (server != null) {
-      server.close();
-    }
-    if (etcd != null) {
-      etcd.close();
+    if (fixture != null) {
+      fixture.close();
     }
   }
 
   private static ApiServerGrpc.ApiServerBlockingStub api() {
-    return ApiServerGrpc.newBlockingStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS);
+    return fixture.api();
   }
 
   private static ResourceRef ref(String ns, String name) {
@@ -159,10 +148,7 @@ class WatchTest {
     }
     Collector c = new Collector();
     ApiServerGrpc.newStub(ch).watch(WatchRequest.newBuilder().setRef(ref("w3", "")).setResourceVersion(first).build(), c);
-    long deadline = System.currentTimeMillis() + 20_000;
-    while (c.error == null && System.currentTimeMillis() < deadline) {
-      Thread.sleep(20);
-    }
+    org.awaitility.Awaitility.await("the watch fails").atMost(java.time.Duration.ofSeconds(20)).until(() -> c.error != null);
     assertThat(Status.fromThrowable(c.error).getCode()).isEqualTo(Status.Code.OUT_OF_RANGE);
     assertThat(c.error.getMessage()).contains("too old resource version");
   }

@@ -21,32 +21,30 @@ public final class EtcdProcess implements AutoCloseable {
       throw new IllegalStateException("/usr/bin/etcd is missing: apt-get install -y etcd-server (.ci/run does)");
     }
     dir = Files.createTempDirectory("etcd");
-    clientPort = ObjectStoreOnKvstoreTest.freePort();
-    int peerPort = ObjectStoreOnKvstoreTest.freePort();
+    clientPort = io.capstan.kvstore.testing.MiniCluster.freePort();
+    int peerPort = io.capstan.kvstore.testing.MiniCluster.freePort();
     String client = "http://127.0.0.1:" + clientPort;
     String peer = "http://127.0.0.1:" + peerPort;
     process = new ProcessBuilder(List.of(bin.toString(), "--name", "t", "--data-dir", dir.resolve("data").toString(),
         "--listen-client-urls", client, "--advertise-client-urls", client,
         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t=" + peer))
         .redirectErrorStream(true).redirectOutput(dir.resolve("etcd.log").toFile()).start();
-    long deadline = System.currentTimeMillis() + 30_000;
-    while (System.currentTimeMillis() < deadline) {
-      if (!process.isAlive()) {
-        throw new IllegalStateException("etcd exited: " + Files.readString(dir.resolve("etcd.log")));
-      }
-      try (Socket s = new Socket("127.0.0.1", clientPort)) {
-        return;
-      } catch (IOException notYet) {
-        try {
-          Thread.sleep(50);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          break;
-        }
-      }
+    try {
+      org.awaitility.Awaitility.await("etcd listening on " + client).atMost(java.time.Duration.ofSeconds(30))
+          .pollInterval(java.time.Duration.ofMillis(50)).until(() -> {
+            if (!process.isAlive()) {
+              throw new IllegalStateException("etcd exited: " + Files.readString(dir.resolve("etcd.log")));
+            }
+            try (Socket s = new Socket("127.0.0.1", clientPort)) {
+              return true;
+            } catch (IOException notYet) {
+              return false;
+            }
+          });
+    } catch (RuntimeException e) {
+      close();
+      throw e;
     }
-    close();
-    throw new IllegalStateException("etcd did not listen on " + client);
   }
 
   public String endpoint() {

@@ -243,7 +243,8 @@ public final class MiniCluster implements AutoCloseable {
     }
   }
 
-  static int freePort() {
+  /** A loopback port free right now. */
+  public static int freePort() {
     try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
       s.setReuseAddress(true);
       return s.getLocalPort();
