@@ -1,9 +1,11 @@
 package io.capstan.e2e;
 
+import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.time.Duration;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -68,12 +70,8 @@ class CrashRecoveryTest {
       c.startMember(leader);
       c.awaitReady(leader, java.time.Duration.ofSeconds(60));
       Etcdctl back = new Etcdctl(c.endpoint(leader));
-      long until = System.currentTimeMillis() + 30_000;
-      while (!back.run("get", "lk/after", "--consistency=s", "--print-value-only").out().equals("2\n")
-          && System.currentTimeMillis() < until) {
-        Etcdctl.pause();
-      }
-      assertThat(back.run("get", "lk/after", "--consistency=s", "--print-value-only").ok().out()).isEqualTo("2\n");
+      await("the restarted member has lk/after").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+          .until(() -> back.run("get", "lk/after", "--consistency=s", "--print-value-only").out().equals("2\n"));
     }
   }
 

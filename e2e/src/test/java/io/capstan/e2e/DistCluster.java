@@ -1,5 +1,6 @@
 package io.capstan.e2e;
 
+import static org.awaitility.Awaitility.await;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.HttpURLConnection;
@@ -152,17 +153,12 @@ public final class DistCluster implements AutoCloseable {
   }
 
   public void awaitReady(int i, Duration timeout) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (System.nanoTime() < deadline) {
+    await(name(i) + " ready").atMost(timeout).pollInterval(Duration.ofMillis(50)).until(() -> {
       if (!isAlive(i)) {
         throw new AssertionError(name(i) + " exited:\n" + log(i));
       }
-      if (ready(i)) {
-        return;
-      }
-      Etcdctl.pause();
-    }
-    throw new AssertionError(name(i) + " not ready within " + timeout + ":\n" + log(i));
+      return ready(i);
+    });
   }
 
   public String log(int i) {

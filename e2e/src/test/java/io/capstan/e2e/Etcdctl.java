@@ -1,5 +1,6 @@
 package io.capstan.e2e;
 
+import java.time.Duration;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -104,13 +105,9 @@ public final class Etcdctl {
 
     /** Waits until the output contains {@code text}; fails after the timeout. */
     public void await(String text, long timeoutMs) {
-      long deadline = System.currentTimeMillis() + timeoutMs;
-      while (!out.toString().contains(text)) {
-        if (System.currentTimeMillis() > deadline) {
-          throw new AssertionError("etcdctl output lacks '" + text + "' after " + timeoutMs + " ms:\n" + out);
-        }
-        pause();
-      }
+      org.awaitility.Awaitility.await("etcdctl output contains '" + text + "'")
+          .atMost(Duration.ofMillis(timeoutMs)).pollInterval(Duration.ofMillis(20))
+          .until(() -> out.toString().contains(text));
     }
 
     @Override
@@ -130,16 +127,6 @@ public final class Etcdctl {
       return new Background(pb.start());
     } catch (IOException e) {
       throw new UncheckedIOException(e);
-    }
-  }
-
-  /** A short pause inside a poll loop with a deadline. */
-  static void pause() {
-    try {
-      Thread.sleep(50);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
     }
   }
 }

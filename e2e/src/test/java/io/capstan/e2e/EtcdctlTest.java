@@ -1,9 +1,11 @@
 package io.capstan.e2e;
 
+import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.time.Duration;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 import java.util.regex.Matcher;
@@ -94,12 +96,11 @@ class EtcdctlTest {
     }
     try (Etcdctl.Background live = etcdctl.start("watch", "--prefix", "wl/", "--prev-kv")) {
       // the watch is registered once its first event arrives: keep writing until it shows
-      long deadline = System.currentTimeMillis() + 20_000;
-      int i = 0;
-      while (!live.output().contains("PUT\nwl/k\n") && System.currentTimeMillis() < deadline) {
-        etcdctl.run("put", "wl/k", "v" + i++).ok();
-        Etcdctl.pause();
-      }
+      int[] i = {0};
+      await("the live watch sees a put").atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(50)).until(() -> {
+        etcdctl.run("put", "wl/k", "v" + i[0]++).ok();
+        return live.output().contains("PUT\nwl/k\n");
+      });
       etcdctl.run("put", "wl/k", "last").ok();
       live.await("wl/k\nlast\n", 20_000);
       assertThat(live.output()).contains("PUT\nwl/k\n");
@@ -124,11 +125,8 @@ class EtcdctlTest {
     String shortLease = etcdctl.run("lease", "grant", "2").ok().out().replaceAll("(?s)lease ([0-9a-f]+) .*", "$1").trim();
     etcdctl.run("put", "--lease=" + shortLease, "ls/short", "v").ok();
     assertThat(etcdctl.run("get", "ls/short", "--print-value-only").ok().out()).isEqualTo("v\n");
-    long deadline = System.currentTimeMillis() + 30_000;
-    while (!etcdctl.run("get", "ls/short").ok().out().isEmpty() && System.currentTimeMillis() < deadline) {
-      Etcdctl.pause();
-    }
-    assertThat(etcdctl.run("get", "ls/short").ok().out()).isEmpty();
+    await("the expired lease's key is gone").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+        .until(() -> etcdctl.run("get", "ls/short").ok().out().isEmpty());
     assertThat(etcdctl.run("lease", "timetolive", shortLease).ok().out()).contains("already expired");
   }
 

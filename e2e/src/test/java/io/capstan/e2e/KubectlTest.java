@@ -1,7 +1,9 @@
 package io.capstan.e2e;
 
+import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.time.Duration;
 import java.io.IOException;
 import java.net.HttpURLConnection;
 import java.net.URI;
@@ -30,12 +32,10 @@ class KubectlTest {
     apiServer = new ProcessBuilder(kvstore.bin().toString(), "api-server", "--kvstore-endpoints", "http://" + kvstore.endpoint(0),
         "--grpc-port", String.valueOf(DistCluster.freePort()), "--http-port", String.valueOf(httpPort))
         .redirectErrorStream(true).redirectOutput(dir.resolve("api-server.log").toFile()).start();
-    long deadline = System.currentTimeMillis() + 60_000;
-    while (!ready() && System.currentTimeMillis() < deadline) {
+    await("api-server ready").atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(50)).until(() -> {
       assertThat(apiServer.isAlive()).as(Files.readString(dir.resolve("api-server.log"))).isTrue();
-      Etcdctl.pause();
-    }
-    assertThat(ready()).isTrue();
+      return ready();
+    });
     kubeconfig = dir.resolve("kubeconfig");
     Files.writeString(kubeconfig, """
         apiVersion: v1
@@ -163,18 +163,11 @@ class KubectlTest {
     reader.setDaemon(true);
     reader.start();
     try {
-      long deadline = System.currentTimeMillis() + 20_000;
-      while (!seen.toString().contains("configmap/watched") && System.currentTimeMillis() < deadline) {
-        Etcdctl.pause();
-      }
+      await().atMost(Duration.ofSeconds(20)).until(() -> seen.toString().contains("configmap/watched"));
       assertThat(kubectl("label", "configmap", "watched", "x=y").code()).isZero();
       manifest("cm2.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second}\n");
       assertThat(kubectl("create", "-f", dir.resolve("cm2.yaml").toString()).code()).isZero();
-      deadline = System.currentTimeMillis() + 20_000;
-      while (!seen.toString().contains("configmap/second") && System.currentTimeMillis() < deadline) {
-        Etcdctl.pause();
-      }
-      assertThat(seen.toString()).contains("configmap/second");
+      await().atMost(Duration.ofSeconds(20)).until(() -> seen.toString().contains("configmap/second"));
     } finally {
       w.destroyForcibly();
     }

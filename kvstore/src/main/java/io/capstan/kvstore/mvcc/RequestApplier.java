@@ -3,6 +3,7 @@ package io.capstan.kvstore.mvcc;
 import com.google.protobuf.ByteString;
 import io.capstan.kvstore.proto.ApplyError;
 import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.ApplyResults;
 import io.capstan.kvstore.proto.Empty;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.etcd.jetcd.api.Compare;
@@ -77,6 +78,16 @@ public final class RequestApplier {
         case MEMBER_ATTRIBUTES -> {
           members.update(cmd.getMemberAttributes());
           yield empty();
+        }
+        case BATCH -> {
+          ApplyResults.Builder results = ApplyResults.newBuilder();
+          for (RaftCommand c : cmd.getBatch().getCommandsList()) {
+            if (c.getCommandCase() == RaftCommand.CommandCase.BATCH) {
+              throw new IllegalStateException("Raft log entry holds a nested command batch");
+            }
+            results.addResults(apply(c));
+          }
+          yield ApplyResult.newBuilder().setBatch(results).build();
         }
         case COMMAND_NOT_SET -> throw new IllegalStateException(
             "Raft log entry holds a command this member does not know (written by a newer version?)");

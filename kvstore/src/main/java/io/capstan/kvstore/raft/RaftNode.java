@@ -77,6 +77,8 @@ public final class RaftNode implements AutoCloseable {
   private final ScheduledExecutorService timer;
   private final Map<String, Long> memberIds = new TreeMap<>();
   private final long clusterId;
+  private final ProposalBatcher batcher = new ProposalBatcher(this::replicate,
+      Integer.getInteger("capstan.propose.max-in-flight", 2), 1024 * 1024, 512);
 
   private RaftNode(KvStoreConfig config, RaftServer server, RaftGroup group, RaftClient client,
       LeaseClock leaseClock, KvStateMachine stateMachine, long clusterId) throws IOException {
@@ -299,10 +301,26 @@ public final class RaftNode implements AutoCloseable {
   /**
    * Replicates {@code command} and returns what applying it gave. Fails with a {@link
    * KvException}: the command's own refusal (etcd's error), or UNAVAILABLE when no leader could
-   * commit it in time.
+   * commit it in time. Commands proposed while others are being replicated share a log entry
+   * ({@link ProposalBatcher}).
    */
   public CompletableFuture<ApplyResult> propose(RaftCommand command) {
-    Message msg = Message.valueOf(UnsafeByteOperations.unsafeWrap(command.toByteArray()));
+    return batcher.propose(command)
+        .orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
+        .handle((result, error) -> {
+          if (error != null) {
+            throw unavailable(error);
+          }
+          if (result.hasError()) {
+            throw new KvException(Status.fromCodeValue(result.getError().getGrpcCode()).getCode(), result.getError().getMessage());
+          }
+          return result;
+        });
+  }
+
+  /** Replicates one log entry (a command or a batch of them) and returns what applying it gave. */
+  private CompletableFuture<ApplyResult> replicate(RaftCommand entry) {
+    Message msg = Message.valueOf(UnsafeByteOperations.unsafeWrap(entry.toByteArray()));
     CompletableFuture<RaftClientReply> reply;
     if (isLeader()) {
       reply = submitAsLeader(msg, System.nanoTime() + config.requestTimeout().toNanos());
@@ -317,11 +335,7 @@ public final class RaftNode implements AutoCloseable {
           if (!r.isSuccess()) {
             throw unavailable(r.getException());
           }
-          ApplyResult result = parseResult(r);
-          if (result.hasError()) {
-            throw new KvException(Status.fromCodeValue(result.getError().getGrpcCode()).getCode(), result.getError().getMessage());
-          }
-          return result;
+          return parseResult(r);
         });
   }
 
@@ -384,6 +398,16 @@ public final class RaftNode implements AutoCloseable {
       }
       return CompletableFuture.completedFuture(r);
     });
+  }
+
+  /** Commands per log entry this member proposed (group commit). */
+  public com.codahale.metrics.Histogram proposalBatchSizes() {
+    return batcher.batchSizes();
+  }
+
+  /** Commands waiting for an entry slot. */
+  public int proposalsQueued() {
+    return batcher.queued();
   }
 
   /** This member is leader and has committed an entry of its term (it can serve writes). */

@@ -1,5 +1,6 @@
 package io.capstan.kvstore.cluster;
 
+import static org.awaitility.Awaitility.await;
 import static io.capstan.kvstore.testing.Kv.prefix;
 import static io.capstan.kvstore.testing.Kv.str;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -104,15 +105,11 @@ class FailoverTest {
   }
 
   private static void awaitCount(AtomicInteger count, int target, AtomicReference<Throwable> failure) {
-    long deadline = System.currentTimeMillis() + 60_000;
-    while (count.get() < target) {
+    await(target + " acknowledged writes").atMost(Duration.ofSeconds(60)).until(() -> {
       if (failure.get() != null) {
         throw new AssertionError("writer failed", failure.get());
       }
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("only " + count.get() + " writes acknowledged, wanted " + target);
-      }
-      MiniCluster.pause();
-    }
+      return count.get() >= target;
+    });
   }
 }

@@ -1,5 +1,6 @@
 package io.capstan.kvstore.cluster;
 
+import static org.awaitility.Awaitility.await;
 import static io.capstan.kvstore.testing.Kv.bs;
 import static io.capstan.kvstore.testing.Kv.prefixEnd;
 import static io.capstan.kvstore.testing.Kv.str;
@@ -47,11 +48,8 @@ class LeaseAndWatchFailoverTest {
       for (int i = 0; i < 3; i++) {
         if (c.isRunning(i)) {
           int m = i;
-          long deadline = System.currentTimeMillis() + 10_000;
-          while (Kv.get(c.channel(m), "lease/key", true).isPresent() && System.currentTimeMillis() < deadline) {
-            MiniCluster.pause();
-          }
-          assertThat(Kv.get(c.channel(m), "lease/key", true)).as("key gone on member %d", m).isEmpty();
+          await("key gone on member " + m).atMost(Duration.ofSeconds(10))
+              .until(() -> Kv.get(c.channel(m), "lease/key", true).isEmpty());
         }
       }
     }

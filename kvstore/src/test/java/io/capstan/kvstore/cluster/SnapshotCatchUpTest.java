@@ -1,5 +1,6 @@
 package io.capstan.kvstore.cluster;
 
+import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.capstan.kvstore.testing.Kv;
@@ -48,14 +49,7 @@ class SnapshotCatchUpTest {
 
   /** Waits until the leader's log no longer starts at its beginning; returns its first index. */
   private static long waitForPurge(MiniCluster c, int leader) {
-    long deadline = System.currentTimeMillis() + 20_000;
-    while (System.currentTimeMillis() < deadline) {
-      long first = c.member(leader).raft().firstLogIndex();
-      if (first > 1) {
-        return first;
-      }
-      MiniCluster.pause();
-    }
-    throw new AssertionError("leader never purged its log");
+    return await("the leader purges its log").atMost(Duration.ofSeconds(20))
+        .until(() -> c.member(leader).raft().firstLogIndex(), first -> first > 1);
   }
 }

@@ -1,5 +1,6 @@
 package io.capstan.kvstore.compat;
 
+import static org.awaitility.Awaitility.await;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -22,6 +23,7 @@ import io.etcd.jetcd.options.LeaseOption;
 import io.etcd.jetcd.options.PutOption;
 import io.etcd.jetcd.options.WatchOption;
 import io.etcd.jetcd.watch.WatchEvent;
+import java.time.Duration;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -132,10 +134,7 @@ class JetcdCompatibilityTest {
     try (Watch.Watcher w = client.getWatchClient().watch(b("wt/"),
         WatchOption.builder().isPrefix(true).withRevision(start).withPrevKV(true).build(),
         resp -> events.addAll(resp.getEvents()))) {
-      long deadline = System.currentTimeMillis() + 10_000;
-      while (events.size() < 3 && System.currentTimeMillis() < deadline) {
-        MiniCluster.pause();
-      }
+      await().atMost(Duration.ofSeconds(10)).until(() -> events.size() >= 3);
     }
     assertThat(events).extracting(WatchEvent::getEventType)
         .containsExactly(WatchEvent.EventType.PUT, WatchEvent.EventType.PUT, WatchEvent.EventType.DELETE);

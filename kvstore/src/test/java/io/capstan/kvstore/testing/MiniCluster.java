@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.awaitility.Awaitility;
 
 /**
  * N kvstore members in this JVM on free loopback ports, each with its own data dir, that a test
@@ -30,6 +31,7 @@ import java.util.stream.Stream;
  * property a test here checks it is a crash. SIGKILL of real processes is tested in {@code e2e}.
  */
 public final class MiniCluster implements AutoCloseable {
+  private static final Duration POLL = Duration.ofMillis(20);
   private final Path root;
   private final List<KvStoreConfig> configs = new ArrayList<>();
   private final KvStoreServer[] members;
@@ -165,15 +167,8 @@ public final class MiniCluster implements AutoCloseable {
 
   /** Waits until one running member is leader and every running member knows a leader. */
   public int waitForLeader(Duration timeout) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (System.nanoTime() < deadline) {
-      int leader = leaderIndex();
-      if (leader >= 0 && allRunningKnowLeader()) {
-        return leader;
-      }
-      pause();
-    }
-    throw new AssertionError("no leader within " + timeout);
+    return Awaitility.await("a leader known to every running member").atMost(timeout).pollInterval(POLL)
+        .until(() -> allRunningKnowLeader() ? leaderIndex() : -1, leader -> leader >= 0);
   }
 
   private boolean allRunningKnowLeader() {
@@ -185,38 +180,25 @@ public final class MiniCluster implements AutoCloseable {
     return true;
   }
 
-  /** Waits until every running member has applied the same revision as {@code reference}. */
+  /** Waits until every running member has applied the same revision. */
   public void waitForConvergence(Duration timeout) {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (System.nanoTime() < deadline) {
-      long rev = -1;
-      boolean same = true;
-      for (KvStoreServer m : members) {
-        if (m == null) {
-          continue;
-        }
-        long r = m.store().currentRevision();
-        if (rev >= 0 && r != rev) {
-          same = false;
-        }
-        rev = Math.max(rev, r);
-      }
-      if (same) {
-        return;
-      }
-      pause();
-    }
-    throw new AssertionError("members did not converge within " + timeout);
+    Awaitility.await("every running member at the same revision").atMost(timeout).pollInterval(POLL)
+        .until(this::converged);
   }
 
-  /** A short pause inside a poll loop with a deadline (not a stand-in for a condition). */
-  public static void pause() {
-    try {
-      Thread.sleep(20);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
+  private boolean converged() {
+    long rev = -1;
+    for (KvStoreServer m : members) {
+      if (m == null) {
+        continue;
+      }
+      long r = m.store().currentRevision();
+      if (rev >= 0 && r != rev) {
+        return false;
+      }
+      rev = r;
     }
+    return true;
   }
 
   @Override

@@ -1,0 +1,139 @@
+package io.capstan.kvstore.raft;
+
+import com.codahale.metrics.ExponentiallyDecayingReservoir;
+import com.codahale.metrics.Histogram;
+import io.capstan.kvstore.mvcc.KvException;
+import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.CommandBatch;
+import io.capstan.kvstore.proto.RaftCommand;
+import io.grpc.Status;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
+
+/**
+ * Group commit for proposals, as etcd's Raft loop batches the proposals of one tick: while {@code
+ * maxInFlight} entries are being replicated, new commands wait, and the next entry carries all of
+ * them (a {@link CommandBatch}, applied command by command, each with its own revision). A lone
+ * command is proposed as itself, so a serial client pays nothing for this; under load the
+ * per-entry costs of Raft (log append, fsync, one AppendEntries per follower, the reply) are
+ * shared by every command of the batch.
+ *
+ * <p>Each command still gets its own result or its own error; a batch that fails as a whole
+ * (no leader, timeout) fails every command in it, exactly as the single entries would have.
+ */
+final class ProposalBatcher {
+  private final Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry;
+  private final int maxInFlight;
+  private final int maxBatchBytes;
+  private final int maxBatchCommands;
+
+  private final Histogram batchSizes = new Histogram(new ExponentiallyDecayingReservoir());
+  private final ArrayDeque<Pending> queue = new ArrayDeque<>();
+  private int inFlight;
+
+  private record Pending(RaftCommand command, int size, CompletableFuture<ApplyResult> result) {}
+
+  /**
+   * @param proposeEntry replicates one log entry and returns what applying it gave
+   * @param maxInFlight entries replicated at once before commands start to queue
+   * @param maxBatchBytes a batch stops growing at this size (a single larger command goes alone)
+   * @param maxBatchCommands a batch holds at most this many commands
+   */
+  ProposalBatcher(Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry, int maxInFlight,
+      int maxBatchBytes, int maxBatchCommands) {
+    this.proposeEntry = proposeEntry;
+    this.maxInFlight = maxInFlight;
+    this.maxBatchBytes = maxBatchBytes;
+    this.maxBatchCommands = maxBatchCommands;
+  }
+
+  CompletableFuture<ApplyResult> propose(RaftCommand command) {
+    Pending p = new Pending(command, command.getSerializedSize(), new CompletableFuture<>());
+    synchronized (this) {
+      queue.add(p);
+    }
+    drain();
+    return p.result();
+  }
+
+  /** Commands per proposed log entry (for metrics). */
+  Histogram batchSizes() {
+    return batchSizes;
+  }
+
+  /** Queued commands (for metrics). */
+  synchronized int queued() {
+    return queue.size();
+  }
+
+  private void drain() {
+    while (true) {
+      List<Pending> batch;
+      synchronized (this) {
+        if (inFlight >= maxInFlight || queue.isEmpty()) {
+          return;
+        }
+        batch = new ArrayList<>();
+        int bytes = 0;
+        while (!queue.isEmpty() && batch.size() < maxBatchCommands) {
+          Pending next = queue.peek();
+          if (!batch.isEmpty() && bytes + next.size() > maxBatchBytes) {
+            break;
+          }
+          batch.add(queue.poll());
+          bytes += next.size();
+        }
+        inFlight++;
+      }
+      batchSizes.update(batch.size());
+      send(batch);
+    }
+  }
+
+  private void send(List<Pending> batch) {
+    CompletableFuture<ApplyResult> entry;
+    try {
+      if (batch.size() == 1) {
+        entry = proposeEntry.apply(batch.get(0).command());
+      } else {
+        CommandBatch.Builder b = CommandBatch.newBuilder();
+        batch.forEach(p -> b.addCommands(p.command()));
+        entry = proposeEntry.apply(RaftCommand.newBuilder().setBatch(b).build());
+      }
+    } catch (RuntimeException e) {
+      entry = CompletableFuture.failedFuture(e);
+    }
+    entry.whenComplete((result, error) -> {
+      synchronized (this) {
+        inFlight--;
+      }
+      // Start the next entry before completing this one's callers: their callbacks run gRPC sends.
+      drain();
+      if (error != null) {
+        batch.forEach(p -> p.result().completeExceptionally(error));
+      } else if (batch.size() == 1) {
+        batch.get(0).result().complete(result);
+      } else {
+        distribute(batch, result);
+      }
+    });
+  }
+
+  private static void distribute(List<Pending> batch, ApplyResult result) {
+    if (result.getResultCase() != ApplyResult.ResultCase.BATCH
+        || result.getBatch().getResultsCount() != batch.size()) {
+      KvException e = result.hasError()
+          ? new KvException(Status.fromCodeValue(result.getError().getGrpcCode()).getCode(), result.getError().getMessage())
+          : new KvException(Status.Code.INTERNAL, "etcdserver: batch of " + batch.size()
+              + " commands answered with " + result.getResultCase());
+      batch.forEach(p -> p.result().completeExceptionally(e));
+      return;
+    }
+    for (int i = 0; i < batch.size(); i++) {
+      batch.get(i).result().complete(result.getBatch().getResults(i));
+    }
+  }
+}
