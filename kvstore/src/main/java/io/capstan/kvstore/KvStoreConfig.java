@@ -33,11 +33,21 @@ public record KvStoreConfig(
     Duration requestTimeout,
     long logSegmentBytes,
     int maxRequestBytes,
+    long quotaBackendBytes,
     Duration progressNotifyInterval,
     Path restoreFile) {
 
   /** etcd's default {@code --max-request-bytes}: 1.5 MiB. */
   public static final int DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024;
+
+  /**
+   * The default space quota: a third of the heap. The store keeps every version in memory, and the
+   * size it accounts ({@code MvccStore.approximateBytes}) includes the per-version overhead, so a
+   * third leaves room for Raft's caches and the garbage of a busy member.
+   */
+  public static long defaultQuotaBytes() {
+    return Runtime.getRuntime().maxMemory() / 3;
+  }
 
   public KvStoreConfig {
     Objects.requireNonNull(name, "name");
@@ -77,8 +87,9 @@ public record KvStoreConfig(
     private long snapshotCount = 100_000;
     private Duration electionTimeout = Duration.ofMillis(1000);
     private Duration requestTimeout = Duration.ofSeconds(7);
-    private long logSegmentBytes = 8L * 1024 * 1024;
+    private long logSegmentBytes = 4L * 1024 * 1024;
     private int maxRequestBytes = DEFAULT_MAX_REQUEST_BYTES;
+    private long quotaBackendBytes = 0;
     private Duration progressNotifyInterval = Duration.ofMinutes(10);
     private Path restoreFile;
 
@@ -97,6 +108,8 @@ public record KvStoreConfig(
     public Builder requestTimeout(Duration v) { requestTimeout = v; return this; }
     public Builder logSegmentBytes(long v) { logSegmentBytes = v; return this; }
     public Builder maxRequestBytes(int v) { maxRequestBytes = v; return this; }
+    /** 0 means {@link #defaultQuotaBytes()}. */
+    public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
     public Builder restoreFile(Path v) { restoreFile = v; return this; }
 
@@ -107,7 +120,8 @@ public record KvStoreConfig(
           : listenClientUrls.stream().map(hp -> "http://" + hp).toList();
       return new KvStoreConfig(name, dataDir, listenClientUrls, advertise, listenPeerUrl, peer, cluster,
           initialClusterState, initialClusterToken, listenMetricsUrl, snapshotCount, electionTimeout,
-          requestTimeout, logSegmentBytes, maxRequestBytes, progressNotifyInterval, restoreFile);
+          requestTimeout, logSegmentBytes, maxRequestBytes,
+          quotaBackendBytes > 0 ? quotaBackendBytes : defaultQuotaBytes(), progressNotifyInterval, restoreFile);
     }
   }
 }

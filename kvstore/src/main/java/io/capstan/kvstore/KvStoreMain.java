@@ -58,6 +58,10 @@ public final class KvStoreMain implements Callable<Integer> {
   @Option(names = "--max-request-bytes", description = "Largest request accepted, in bytes (default: ${DEFAULT-VALUE}).")
   int maxRequestBytes = KvStoreConfig.DEFAULT_MAX_REQUEST_BYTES;
 
+  @Option(names = "--quota-backend-bytes", description = "Space quota: over it, puts, txns and lease grants fail with "
+      + "'etcdserver: mvcc: database space exceeded' until a compaction frees space (default 0: a third of the heap).")
+  long quotaBackendBytes;
+
   @Option(names = "--experimental-watch-progress-notify-interval", description = "Interval of watch progress notifications, e.g. 10m, 5s (default: ${DEFAULT-VALUE}).")
   String progressNotifyInterval = "10m";
 
@@ -87,6 +91,7 @@ public final class KvStoreMain implements Callable<Integer> {
         .snapshotCount(snapshotCount)
         .electionTimeout(Duration.ofMillis(electionTimeoutMs))
         .maxRequestBytes(maxRequestBytes)
+        .quotaBackendBytes(quotaBackendBytes)
         .progressNotifyInterval(parseDuration(progressNotifyInterval))
         .restoreFile(Files.exists(restore) ? restore : null);
     if (advertiseClientUrls != null) {

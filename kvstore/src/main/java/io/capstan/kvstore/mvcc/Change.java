@@ -4,46 +4,42 @@ import io.etcd.jetcd.api.Event;
 import io.etcd.jetcd.api.KeyValue;
 
 /**
- * One event of a revision: the event as watchers without {@code prev_kv} see it, and the value the
- * key had before it (null if it did not exist), from which the {@code prev_kv} form is made on
- * demand and then kept.
+ * One event of a revision: the key's new version (a tombstone for a deletion, see {@link
+ * KeyHistory}) and the version before it (null if the key did not exist). The etcd {@link Event}
+ * is made when a watcher or a snapshot asks for it rather than kept: history holds many revisions
+ * that nobody watches, and an Event per revision would cost memory for each of them.
  */
 public final class Change {
-  private final Event event;
+  private final KeyValue kv;
   private final KeyValue prev;
-  private volatile Event withPrev;
 
-  Change(Event event, KeyValue prev) {
-    this.event = event;
+  private Change(KeyValue kv, KeyValue prev) {
+    this.kv = kv;
     this.prev = prev;
   }
 
   static Change put(KeyValue kv, KeyValue prev) {
-    return new Change(Event.newBuilder().setType(Event.EventType.PUT).setKv(kv).build(), prev);
+    return new Change(kv, prev);
   }
 
   static Change delete(KeyValue tombstone, KeyValue prev) {
-    return new Change(Event.newBuilder().setType(Event.EventType.DELETE).setKv(tombstone).build(), prev);
+    return new Change(tombstone, prev);
   }
 
   public Event event(boolean includePrevKv) {
-    if (!includePrevKv || prev == null) {
-      return event;
+    Event.Builder e = Event.newBuilder().setType(isDelete() ? Event.EventType.DELETE : Event.EventType.PUT).setKv(kv);
+    if (includePrevKv && prev != null) {
+      e.setPrevKv(prev);
     }
-    Event e = withPrev;
-    if (e == null) {
-      e = event.toBuilder().setPrevKv(prev).build();
-      withPrev = e;
-    }
-    return e;
+    return e.build();
   }
 
   public KeyValue kv() {
-    return event.getKv();
+    return kv;
   }
 
   public boolean isDelete() {
-    return event.getType() == Event.EventType.DELETE;
+    return KeyHistory.isTombstone(kv);
   }
 
   public KeyValue prev() {

@@ -67,6 +67,10 @@ public final class KvException extends RuntimeException {
     return new KvException(Status.Code.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request");
   }
 
+  public static KvException noSpace() {
+    return new KvException(Status.Code.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded");
+  }
+
   public static KvException requestTooLarge() {
     return new KvException(Status.Code.INVALID_ARGUMENT, "etcdserver: request is too large");
   }

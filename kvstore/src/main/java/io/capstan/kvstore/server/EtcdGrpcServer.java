@@ -46,7 +46,8 @@ public final class EtcdGrpcServer implements AutoCloseable {
       RaftNode raft, WatchHub hub, MetricRegistry metrics) throws IOException {
     ExecutorService readExecutor = Executors.newFixedThreadPool(4, daemon("kv-read"));
     ExecutorService sendExecutor = Executors.newFixedThreadPool(2, daemon("watch-send"));
-    ServerContext ctx = new ServerContext(store, members, raft, metrics, readExecutor, config.maxRequestBytes());
+    ServerContext ctx = new ServerContext(store, members, raft, metrics, readExecutor, config.maxRequestBytes(),
+        config.quotaBackendBytes());
     List<Server> servers = new ArrayList<>();
     try {
       for (Urls.HostPort hp : config.listenClientUrls()) {

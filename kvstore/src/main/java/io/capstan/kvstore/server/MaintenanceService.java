@@ -3,7 +3,9 @@ package io.capstan.kvstore.server;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnknownFieldSet;
 import io.capstan.kvstore.mvcc.StoreSnapshot;
+import io.etcd.jetcd.api.AlarmMember;
 import io.etcd.jetcd.api.AlarmRequest;
+import io.etcd.jetcd.api.AlarmType;
 import io.etcd.jetcd.api.AlarmResponse;
 import io.etcd.jetcd.api.DefragmentRequest;
 import io.etcd.jetcd.api.DefragmentResponse;
@@ -22,7 +24,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * etcd's Maintenance service: Status, Snapshot (a consistent image of the state in Capstan's own
- * snapshot format, restorable with {@code capstan kvstore-restore}), Alarm (never any alarms) and
+ * snapshot format, restorable with {@code capstan kvstore-restore}), Alarm (NOSPACE while writes are refused for space) and
  * Defragment (nothing to do: the state lives in memory and in the Raft log).
  */
 final class MaintenanceService extends MaintenanceGrpc.MaintenanceImplBase {
@@ -124,7 +126,17 @@ final class MaintenanceService extends MaintenanceGrpc.MaintenanceImplBase {
 
   @Override
   public void alarm(AlarmRequest request, StreamObserver<AlarmResponse> observer) {
-    Replies.replyNow(() -> AlarmResponse.newBuilder().setHeader(ctx.header(0)).build(), observer);
+    // NOSPACE shows while this member refuses writes for space; it clears by itself with the first
+    // write accepted after a compaction made room (etcd needs an explicit disarm; DEACTIVATE is
+    // accepted and changes nothing).
+    Replies.replyNow(() -> {
+      AlarmResponse.Builder out = AlarmResponse.newBuilder().setHeader(ctx.header(0));
+      if (request.getAction() != AlarmRequest.AlarmAction.DEACTIVATE && ctx.noSpaceAlarm()
+          && (request.getAlarm() == AlarmType.NONE || request.getAlarm() == AlarmType.NOSPACE)) {
+        out.addAlarms(AlarmMember.newBuilder().setMemberID(ctx.raft().memberId()).setAlarm(AlarmType.NOSPACE));
+      }
+      return out.build();
+    }, observer);
   }
 
   @Override

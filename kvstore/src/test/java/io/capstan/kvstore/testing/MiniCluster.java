@@ -58,6 +58,7 @@ public final class MiniCluster implements AutoCloseable {
           .initialClusterToken("minicluster-" + root.getFileName())
           .snapshotCount(b.snapshotCount)
           .logSegmentBytes(b.logSegmentBytes)
+          .quotaBackendBytes(b.quotaBackendBytes)
           .electionTimeout(b.electionTimeout)
           .progressNotifyInterval(b.progressNotifyInterval)
           .build());
@@ -242,12 +243,14 @@ public final class MiniCluster implements AutoCloseable {
     private long logSegmentBytes = 8L * 1024 * 1024;
     private Duration electionTimeout = Duration.ofMillis(1000);
     private Duration progressNotifyInterval = Duration.ofMinutes(10);
+    private long quotaBackendBytes = 0;
 
     public Builder size(int v) { size = v; return this; }
     public Builder snapshotCount(long v) { snapshotCount = v; return this; }
     public Builder logSegmentBytes(long v) { logSegmentBytes = v; return this; }
     public Builder electionTimeout(Duration v) { electionTimeout = v; return this; }
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
+    public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
 
     /** Starts every member (in parallel, as Raft needs a majority to elect) and waits for a leader. */
     public MiniCluster start() {
