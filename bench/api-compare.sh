@@ -49,6 +49,7 @@ run() {
   until curl -fsS -o /dev/null "http://127.0.0.1:$((base + 51))/readyz" 2>/dev/null || [ $SECONDS -gt $deadline ]; do sleep 0.5; done
   echo "== $kind: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   R[$kind,create]="$(bench api-create --endpoints 127.0.0.1:$((base + 50)) --clients 64 --total 5000 | tee -a /dev/stderr)"
+  R[$kind,create500]="$(bench api-create --endpoints 127.0.0.1:$((base + 50)) --clients 64 --rate 500 --total 5000 | tee -a /dev/stderr)"
   R[$kind,watch]="$(bench api-watch --endpoints 127.0.0.1:$((base + 50)) --watchers 1000 --updates 50 --rate 10 | tee -a /dev/stderr)"
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   pids=()
@@ -65,5 +66,7 @@ cat <<TABLE
 |---|---|---|
 | creates/s, 64 concurrent clients | $(ops "${R[capstan,create]}") | $(ops "${R[etcd,create]}") |
 | create p50 / p99 | $(pct "${R[capstan,create]}" p50) / $(pct "${R[capstan,create]}" p99) | $(pct "${R[etcd,create]}" p50) / $(pct "${R[etcd,create]}" p99) |
+| creates at a fixed 500/s (open loop, 64 in flight at most): achieved/s | $(ops "${R[capstan,create500]}") | $(ops "${R[etcd,create500]}") |
+| create p50 / p99 at 500/s (from the scheduled start) | $(pct "${R[capstan,create500]}" p50) / $(pct "${R[capstan,create500]}" p99) | $(pct "${R[etcd,create500]}" p50) / $(pct "${R[etcd,create500]}" p99) |
 | watch delivery to 1000 watchers p50 / p99 | $(pct "${R[capstan,watch]}" p50) / $(pct "${R[capstan,watch]}" p99) | $(pct "${R[etcd,watch]}" p50) / $(pct "${R[etcd,watch]}" p99) |
 TABLE

@@ -38,6 +38,9 @@ final class ApiBench {
     @Mixin BenchMain.Common common;
     @Option(names = "--clients", defaultValue = "64") int clients;
     @Option(names = "--total", defaultValue = "10000") int total;
+    @Option(names = "--rate", defaultValue = "0",
+        description = "Creates started per second on a fixed schedule, at most --clients in flight (0: as fast as they complete).")
+    int rate;
 
     @Override
     public Integer call() throws Exception {
@@ -45,10 +48,10 @@ final class ApiBench {
       try (Endpoints eps = new Endpoints(common.endpoints, common.conns)) {
         LoadDriver.run(Math.min(1000, total), clients, i -> ApiServerGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
             .create(CreateRequest.newBuilder().setRef(configMaps("")).setObject(configMap("warm-" + run + "-" + i, "x")).build()));
-        LoadDriver.Result r = LoadDriver.run(total, clients, i -> ApiServerGrpc.newFutureStub(eps.channel(i))
+        LoadDriver.Result r = LoadDriver.run(total, clients, rate, i -> ApiServerGrpc.newFutureStub(eps.channel(i))
             .withDeadlineAfter(30, TimeUnit.SECONDS)
             .create(CreateRequest.newBuilder().setRef(configMaps("")).setObject(configMap("cm-" + run + "-" + i, "x")).build()));
-        System.out.println(r.line("api-create clients=" + clients + " total=" + total));
+        System.out.println(r.line("api-create clients=" + clients + " total=" + total + (rate > 0 ? " rate=" + rate + "/s" : "")));
         return r.errors() == 0 ? 0 : 1;
       }
     }
@@ -68,6 +71,7 @@ final class ApiBench {
       Latencies lat = new Latencies();
       AtomicLong deliveries = new AtomicLong();
       AtomicInteger started = new AtomicInteger();
+      AtomicInteger ready = new AtomicInteger();
       try (Endpoints eps = new Endpoints(common.endpoints, common.conns)) {
         var api = ApiServerGrpc.newBlockingStub(eps.channel(0)).withDeadlineAfter(30, TimeUnit.SECONDS);
         RawObject created = api.create(CreateRequest.newBuilder().setRef(configMaps("")).setObject(configMap(name, "0")).build());
@@ -82,6 +86,8 @@ final class ApiBench {
                     if (v.startsWith("t")) {
                       lat.add(System.nanoTime() - Long.parseLong(v.substring(1)));
                       deliveries.incrementAndGet();
+                    } else if (v.equals("ready")) {
+                      ready.incrementAndGet();
                     }
                   } catch (Exception ex) {
                     throw new IllegalStateException(ex);
@@ -96,10 +102,20 @@ final class ApiBench {
               });
           started.incrementAndGet();
         }
-        Thread.sleep(2000); // let every watch register before measuring
+        // Every watch is in place once it has seen this unmeasured update.
+        ConfigMap current = ConfigMap.parseFrom(api.update(UpdateRequest.newBuilder().setRef(configMaps(name))
+            .setObject(RawObject.newBuilder().setData(ConfigMap.parseFrom(created.getData()).toBuilder()
+                .putData("v", "ready").build().toByteString())).build()).getData());
+        long readyBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (ready.get() < watchers) {
+          if (System.nanoTime() > readyBy) {
+            System.err.println("only " + ready.get() + " of " + watchers + " watches saw the first update");
+            return 1;
+          }
+          Thread.sleep(10);
+        }
         long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(1, rate);
         long next = System.nanoTime();
-        ConfigMap current = ConfigMap.parseFrom(created.getData());
         for (int i = 0; i < updates; i++) {
           while (System.nanoTime() < next) {
             Thread.onSpinWait();

@@ -21,14 +21,32 @@ final class LoadDriver {
   private LoadDriver() {}
 
   static Result run(int total, int inFlight, IntFunction<ListenableFuture<?>> op) throws InterruptedException {
+    return run(total, inFlight, 0, op);
+  }
+
+  /**
+   * As {@link #run(int, int, IntFunction)}, and when {@code ratePerSecond} is positive, starts
+   * operations on a fixed schedule (open loop) and times each from its scheduled start, so a
+   * stall counts against every operation it delays (no coordinated omission).
+   */
+  static Result run(int total, int inFlight, int ratePerSecond, IntFunction<ListenableFuture<?>> op)
+      throws InterruptedException {
     Semaphore permits = new Semaphore(inFlight);
+    long interval = ratePerSecond > 0 ? 1_000_000_000L / ratePerSecond : 0;
     Latencies lat = new Latencies();
     AtomicLong errors = new AtomicLong();
     AtomicLong firstError = new AtomicLong();
     long start = System.nanoTime();
     for (int i = 0; i < total; i++) {
+      long scheduled = start + i * interval;
+      if (interval > 0) {
+        long wait = scheduled - System.nanoTime();
+        if (wait > 0) {
+          java.util.concurrent.locks.LockSupport.parkNanos(wait);
+        }
+      }
       permits.acquire();
-      long t0 = System.nanoTime();
+      long t0 = interval > 0 ? scheduled : System.nanoTime();
       ListenableFuture<?> f;
       try {
         f = op.apply(i);

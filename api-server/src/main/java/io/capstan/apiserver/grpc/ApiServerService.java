@@ -52,10 +52,24 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
 
   /** @param watchWindow events kept per resource for watches that resume from a past version */
   public ApiServerService(Registry registry, EtcdClient etcd, int watchWindow) {
+    this(registry, etcd, watchWindow, java.time.Duration.ofSeconds(Long.getLong("capstan.watch.bookmark-seconds", 60)));
+  }
+
+  /** @param bookmarkInterval how often a watch that allows bookmarks gets one (Kubernetes: about a minute) */
+  public ApiServerService(Registry registry, EtcdClient etcd, int watchWindow, java.time.Duration bookmarkInterval) {
     this.registry = registry;
     this.etcd = etcd;
     this.watchWindow = watchWindow;
+    this.bookmarkInterval = bookmarkInterval;
   }
+
+  private final java.time.Duration bookmarkInterval;
+  private final java.util.concurrent.ScheduledExecutorService bookmarkTimer =
+      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "watch-bookmarks");
+        t.setDaemon(true);
+        return t;
+      });
 
   private WatchCache cache(ResourceType t) {
     return caches.computeIfAbsent(t, k -> new WatchCache(etcd, store(k).prefix(""), k.prototype(), watchWindow).start());
@@ -63,6 +77,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
 
   /** Stops the watch caches' etcd watches. */
   public void close() {
+    bookmarkTimer.shutdownNow();
     caches.values().forEach(WatchCache::close);
   }
 
@@ -123,9 +138,43 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
         }
         return true;
       });
-      call.setOnCancelHandler(cancel);
+      if (req.getAllowBookmarks()) {
+        ResourceType t = type(req.getRef());
+        long periodMs = bookmarkInterval.toMillis();
+        java.util.concurrent.ScheduledFuture<?> bookmarks = bookmarkTimer.scheduleAtFixedRate(
+            () -> sendBookmark(call, t), periodMs, periodMs, java.util.concurrent.TimeUnit.MILLISECONDS);
+        call.setOnCancelHandler(() -> {
+          bookmarks.cancel(false);
+          cancel.run();
+        });
+      } else {
+        call.setOnCancelHandler(cancel);
+      }
     } catch (ApiException e) {
       out.onError(toStatus(e));
+    }
+  }
+
+  /**
+   * A BOOKMARK: "this stream has delivered everything up to this version", so a client can resume
+   * from it rather than from its last event. The cache delivers events and advances its version
+   * under one lock, so every event at or below the version read here was already handed to this
+   * stream, ahead of the bookmark. The object is an empty one of the kind carrying only
+   * {@code metadata.resourceVersion}, as in Kubernetes.
+   */
+  private void sendBookmark(io.grpc.stub.ServerCallStreamObserver<io.capstan.api.server.v1.WatchEvent> call, ResourceType t) {
+    if (call.isCancelled()) {
+      return;
+    }
+    long rv = cache(t).revision();
+    Message empty = withMeta(t.prototype(), ObjectMeta.newBuilder().setResourceVersion(Long.toString(rv)).build());
+    synchronized (call) {
+      try {
+        call.onNext(io.capstan.api.server.v1.WatchEvent.newBuilder().setType("BOOKMARK").setObject(raw(empty))
+            .setResourceVersion(Long.toString(rv)).build());
+      } catch (RuntimeException closed) {
+        // the stream ended meanwhile (errored or cancelled): nothing to bookmark
+      }
     }
   }
 

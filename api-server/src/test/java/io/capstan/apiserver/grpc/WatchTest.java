@@ -32,7 +32,12 @@ class WatchTest {
 
   @BeforeAll
   static void start() throws Exception {
-    fixture = new ApiServerOnEtcd(5);
+    System.setProperty("capstan.watch.bookmark-seconds", "1");
+    try {
+      fixture = new ApiServerOnEtcd(5);
+    } finally {
+      System.clearProperty("capstan.watch.bookmark-seconds");
+    }
     ch = fixture.channel;
   }
 
@@ -151,5 +156,29 @@ class WatchTest {
     org.awaitility.Awaitility.await("the watch fails").atMost(java.time.Duration.ofSeconds(20)).until(() -> c.error != null);
     assertThat(Status.fromThrowable(c.error).getCode()).isEqualTo(Status.Code.OUT_OF_RANGE);
     assertThat(c.error.getMessage()).contains("too old resource version");
+  }
+
+  @Test
+  void watchesThatAllowBookmarksGetThemAtTheVersionReachedAndOthersDoNot() throws Exception {
+    create("w4", "first");
+    Collector withBookmarks = new Collector();
+    ApiServerGrpc.newStub(ch).watch(WatchRequest.newBuilder().setRef(ref("w4", "")).setAllowBookmarks(true).build(), withBookmarks);
+    Collector without = new Collector();
+    ApiServerGrpc.newStub(ch).watch(WatchRequest.newBuilder().setRef(ref("w4", "")).build(), without);
+    assertThat(withBookmarks.take(1)).containsExactly("ADDED first -");
+    assertThat(without.take(1)).containsExactly("ADDED first -");
+    Pod second = create("w4", "second");
+    long secondRv = Long.parseLong(second.getMetadata().getResourceVersion());
+    // the bookmark comes after the event and carries a version at or past it (the interval is 1 s here)
+    List<String> seen = withBookmarks.take(2);
+    assertThat(seen.get(0)).isEqualTo("ADDED second -");
+    assertThat(seen.get(1)).startsWith("BOOKMARK");
+    assertThat(without.take(1)).containsExactly("ADDED second -");
+    assertThat(without.events.poll(2500, TimeUnit.MILLISECONDS)).as("no bookmark unless asked for").isNull();
+    WatchEvent bookmark = withBookmarks.events.poll(5, TimeUnit.SECONDS);
+    assertThat(bookmark).isNotNull();
+    assertThat(bookmark.getType()).isEqualTo("BOOKMARK");
+    assertThat(Long.parseLong(bookmark.getResourceVersion())).isGreaterThanOrEqualTo(secondRv);
+    assertThat(Pod.parseFrom(bookmark.getObject().getData()).getMetadata().getName()).isEmpty();
   }
 }
