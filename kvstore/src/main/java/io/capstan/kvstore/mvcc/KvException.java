@@ -18,6 +18,16 @@ public final class KvException extends RuntimeException {
     return code;
   }
 
+  /** This refusal as the replicated apply reports it to the proposing member. */
+  public io.capstan.kvstore.proto.ApplyError toApplyError() {
+    return io.capstan.kvstore.proto.ApplyError.newBuilder().setGrpcCode(code.value()).setMessage(getMessage()).build();
+  }
+
+  /** The refusal an apply reported, back as the exception the client gets. */
+  public static KvException of(io.capstan.kvstore.proto.ApplyError e) {
+    return new KvException(Status.fromCodeValue(e.getGrpcCode()).getCode(), e.getMessage());
+  }
+
   /** This error as a gRPC status, ready to hand to {@code StreamObserver.onError}. */
   public io.grpc.StatusRuntimeException toStatus() {
     return Status.fromCode(code).withDescription(getMessage()).asRuntimeException();

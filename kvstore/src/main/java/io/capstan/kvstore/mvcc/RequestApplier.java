@@ -1,7 +1,6 @@
 package io.capstan.kvstore.mvcc;
 
 import com.google.protobuf.ByteString;
-import io.capstan.kvstore.proto.ApplyError;
 import io.capstan.kvstore.proto.ApplyResult;
 import io.capstan.kvstore.proto.ApplyResults;
 import io.capstan.kvstore.proto.Empty;
@@ -30,7 +29,7 @@ import java.util.List;
  * Applies the replicated commands to the {@link MvccStore}. Deterministic and free of side
  * effects outside the store: the result depends only on the store's state and the command, so
  * every member computes the same state and the same response. A refused command changes nothing
- * and yields an {@link ApplyError} carrying etcd's status code and text.
+ * and yields an {@link io.capstan.kvstore.proto.ApplyError} carrying etcd's status code and text.
  */
 public final class RequestApplier {
   /** Hears of lease grants and revocations, to track expiry (which is not replicated state). */
@@ -94,7 +93,7 @@ public final class RequestApplier {
       };
     } catch (KvException e) {
       return ApplyResult.newBuilder()
-          .setError(ApplyError.newBuilder().setGrpcCode(e.code().value()).setMessage(e.getMessage()))
+          .setError(e.toApplyError())
           .build();
     }
   }

@@ -126,7 +126,7 @@ final class ProposalBatcher {
     if (result.getResultCase() != ApplyResult.ResultCase.BATCH
         || result.getBatch().getResultsCount() != batch.size()) {
       KvException e = result.hasError()
-          ? new KvException(Status.fromCodeValue(result.getError().getGrpcCode()).getCode(), result.getError().getMessage())
+          ? KvException.of(result.getError())
           : new KvException(Status.Code.INTERNAL, "etcdserver: batch of " + batch.size()
               + " commands answered with " + result.getResultCase());
       batch.forEach(p -> p.result().completeExceptionally(e));

@@ -317,7 +317,7 @@ public final class RaftNode implements AutoCloseable {
             throw unavailable(error);
           }
           if (result.hasError()) {
-            throw new KvException(Status.fromCodeValue(result.getError().getGrpcCode()).getCode(), result.getError().getMessage());
+            throw KvException.of(result.getError());
           }
           return result;
         });
