@@ -3,6 +3,7 @@ package io.capstan.apiserver;
 import com.codahale.metrics.MetricRegistry;
 import io.capstan.apiserver.grpc.ApiServerService;
 import io.capstan.apiserver.registry.Registry;
+import io.capstan.apiserver.rest.RestHandler;
 import io.capstan.apiserver.storage.EtcdClient;
 import io.capstan.common.AdminHttpServer;
 import io.etcd.jetcd.api.MaintenanceGrpc;
@@ -16,8 +17,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One api-server replica: gRPC for components on one port, admin HTTP (/metrics, /healthz,
- * /readyz) on another. Stateless: any number run against the same kvstore.
+ * One api-server replica: gRPC for components on one port; REST/JSON for people and kubectl, with
+ * /metrics, /healthz and /readyz, on Netty on another. Stateless: any number run against the same kvstore.
  */
 public final class ApiServer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
@@ -25,8 +26,11 @@ public final class ApiServer implements AutoCloseable {
   private final Server grpc;
   private final AdminHttpServer admin;
   private final ApiServerService service;
+  private final java.util.concurrent.ExecutorService rest;
 
-  private ApiServer(EtcdClient etcd, Server grpc, AdminHttpServer admin, ApiServerService service) {
+  private ApiServer(EtcdClient etcd, Server grpc, AdminHttpServer admin, java.util.concurrent.ExecutorService rest,
+      ApiServerService service) {
+    this.rest = rest;
     this.service = service;
     this.etcd = etcd;
     this.grpc = grpc;
@@ -54,22 +58,33 @@ public final class ApiServer implements AutoCloseable {
         .addService(service)
         .maxInboundMessageSize(2 * 1024 * 1024)
         .build().start();
+    java.util.concurrent.ExecutorService rest = restExecutor();
     AdminHttpServer admin;
     try {
       admin = AdminHttpServer.start(host, httpPort, metrics, AdminHttpServer.Check::passing, () -> kvstoreReachable(etcd),
-          new io.capstan.apiserver.rest.RestHandler(service, Registry.builtIn()),
-          java.util.concurrent.Executors.newCachedThreadPool(r -> {
-            Thread t = new Thread(r, "rest");
-            t.setDaemon(true);
-            return t;
-          }));
+          new RestHandler(service, Registry.builtIn()), rest, RestHandler.MAX_BODY);
     } catch (RuntimeException e) {
+      rest.shutdownNow();
       grpc.shutdownNow();
       etcd.close();
       throw e;
     }
     LOG.info("api-server serving gRPC on {} and HTTP on {} against kvstore {}", grpc.getPort(), admin.port(), kvstoreEndpoints);
-    return new ApiServer(etcd, grpc, admin, service);
+    return new ApiServer(etcd, grpc, admin, rest, service);
+  }
+
+  /**
+   * Threads REST handlers run on while they wait for the kvstore ({@code -Dcapstan.http.workers},
+   * default 64). Requests beyond that queue; watches hold no thread.
+   */
+  private static java.util.concurrent.ExecutorService restExecutor() {
+    int n = Integer.getInteger("capstan.http.workers", 64);
+    java.util.concurrent.atomic.AtomicInteger seq = new java.util.concurrent.atomic.AtomicInteger();
+    return java.util.concurrent.Executors.newFixedThreadPool(n, r -> {
+      Thread t = new Thread(r, "rest-" + seq.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
   }
 
   private static AdminHttpServer.Check kvstoreReachable(EtcdClient etcd) {
@@ -95,6 +110,7 @@ public final class ApiServer implements AutoCloseable {
     grpc.shutdownNow();
     service.close();
     admin.close();
+    rest.shutdownNow();
     etcd.close();
   }
 }

@@ -1,31 +1,32 @@
 package io.capstan.common;
 
 import com.codahale.metrics.MetricRegistry;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import io.capstan.common.http.HttpCall;
+import io.capstan.common.http.HttpServer;
 import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
 import io.prometheus.metrics.instrumentation.dropwizard.DropwizardExports;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.function.Supplier;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The admin HTTP endpoint every Capstan process exposes: {@code /metrics} (Prometheus text
- * rendered from a Dropwizard {@link MetricRegistry}), {@code /healthz} and {@code /readyz}.
+ * rendered from a Dropwizard {@link MetricRegistry}), {@code /healthz} and {@code /readyz}, on the
+ * Netty {@link HttpServer}. The api-server serves its REST API on the same port, as the fallback
+ * for every other path.
  *
  * <p>Health and readiness are suppliers of a {@link Check}: a process is healthy when it is alive
  * and able to make progress, ready when it can serve requests (for a kvstore member: it knows a
  * Raft leader and has applied what it committed).
  */
 public final class AdminHttpServer implements AutoCloseable {
-  private static final Logger LOG = LoggerFactory.getLogger(AdminHttpServer.class);
+  /** The largest request body the admin endpoints alone accept (they take none). */
+  private static final int ADMIN_MAX_BODY = 64 * 1024;
 
   /** The result of a health or readiness probe. */
   public record Check(boolean ok, String detail) {
@@ -39,9 +40,11 @@ public final class AdminHttpServer implements AutoCloseable {
   }
 
   private final HttpServer server;
+  private final ExecutorService ownExecutor;
 
-  private AdminHttpServer(HttpServer server) {
+  private AdminHttpServer(HttpServer server, ExecutorService ownExecutor) {
     this.server = server;
+    this.ownExecutor = ownExecutor;
   }
 
   /**
@@ -51,67 +54,82 @@ public final class AdminHttpServer implements AutoCloseable {
    */
   public static AdminHttpServer start(
       String host, int port, MetricRegistry metrics, Supplier<Check> health, Supplier<Check> ready) {
-    return start(host, port, metrics, health, ready, null, null);
+    ExecutorService executor = Executors.newFixedThreadPool(2, r -> {
+      Thread t = new Thread(r, "admin-http");
+      t.setDaemon(true);
+      return t;
+    });
+    try {
+      return new AdminHttpServer(HttpServer.start("admin", host, port, ADMIN_MAX_BODY, executor, metrics,
+          handler(metrics, health, ready, null)), executor);
+    } catch (RuntimeException e) {
+      executor.shutdownNow();
+      throw e;
+    }
   }
 
   /**
    * As {@link #start(String, int, MetricRegistry, Supplier, Supplier)}, with {@code fallback}
-   * serving every other path (the api-server's REST API) on {@code executor}'s threads.
+   * answering every other path (the api-server's REST API) on {@code executor}'s threads, for
+   * request bodies up to {@code maxBodyBytes}. The caller owns the executor.
    */
   public static AdminHttpServer start(String host, int port, MetricRegistry metrics, Supplier<Check> health,
-      Supplier<Check> ready, com.sun.net.httpserver.HttpHandler fallback, java.util.concurrent.Executor executor) {
-    try {
-      HttpServer server = HttpServer.create(new InetSocketAddress(host, port), 64);
-      PrometheusRegistry prometheus = new PrometheusRegistry();
-      DropwizardExports.builder().dropwizardRegistry(metrics).register(prometheus);
-      PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.create();
-      server.createContext("/metrics", exchange -> {
-        ByteArrayOutputStream out = new ByteArrayOutputStream(16 * 1024);
-        writer.write(out, prometheus.scrape());
-        respond(exchange, 200, writer.getContentType(), out.toByteArray());
-      });
-      server.createContext("/healthz", exchange -> respondCheck(exchange, health.get()));
-      server.createContext("/readyz", exchange -> respondCheck(exchange, ready.get()));
-      server.createContext("/", fallback != null ? fallback
-          : exchange -> respond(exchange, 404, "text/plain", "not found\n".getBytes(StandardCharsets.UTF_8)));
-      server.setExecutor(executor != null ? executor : Executors.newFixedThreadPool(2, r -> {
-        Thread t = new Thread(r, "admin-http");
-        t.setDaemon(true);
-        return t;
-      }));
-      server.start();
-      LOG.info("admin HTTP (/metrics, /healthz, /readyz) listening on {}", server.getAddress());
-      return new AdminHttpServer(server);
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException("cannot listen for admin HTTP on " + host + ":" + port, e);
-    }
+      Supplier<Check> ready, HttpServer.Handler fallback, Executor executor, int maxBodyBytes) {
+    return new AdminHttpServer(HttpServer.start("api", host, port, maxBodyBytes, executor, metrics,
+        handler(metrics, health, ready, fallback)), null);
+  }
+
+  private static HttpServer.Handler handler(MetricRegistry metrics, Supplier<Check> health, Supplier<Check> ready,
+      HttpServer.Handler fallback) {
+    PrometheusRegistry prometheus = new PrometheusRegistry();
+    DropwizardExports.builder().dropwizardRegistry(metrics).register(prometheus);
+    PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.create();
+    return new HttpServer.Handler() {
+      @Override
+      public void handle(HttpCall call) throws Exception {
+        switch (call.path()) {
+          case "/metrics" -> {
+            ByteArrayOutputStream out = new ByteArrayOutputStream(16 * 1024);
+            writer.write(out, prometheus.scrape());
+            call.respond(200, writer.getContentType(), out.toByteArray());
+          }
+          case "/healthz", "/livez" -> respondCheck(call, health.get());
+          case "/readyz" -> respondCheck(call, ready.get());
+          default -> {
+            if (fallback != null) {
+              fallback.handle(call);
+            } else {
+              call.respond(404, "text/plain; charset=utf-8", "not found\n".getBytes(StandardCharsets.UTF_8));
+            }
+          }
+        }
+      }
+
+      @Override
+      public void refuse(HttpCall call, int code, String message) {
+        if (fallback != null) {
+          fallback.refuse(call, code, message);
+        } else {
+          HttpServer.Handler.super.refuse(call, code, message);
+        }
+      }
+    };
   }
 
   public int port() {
-    return server.getAddress().getPort();
+    return server.port();
   }
 
-  private static void respondCheck(HttpExchange exchange, Check check) throws IOException {
+  private static void respondCheck(HttpCall call, Check check) {
     byte[] body = ((check.ok() ? "ok" : "failing: " + check.detail()) + "\n").getBytes(StandardCharsets.UTF_8);
-    respond(exchange, check.ok() ? 200 : 503, "text/plain; charset=utf-8", body);
-  }
-
-  private static void respond(HttpExchange exchange, int code, String contentType, byte[] body) throws IOException {
-    try (exchange) {
-      exchange.getResponseHeaders().set("Content-Type", contentType);
-      boolean head = "HEAD".equalsIgnoreCase(exchange.getRequestMethod());
-      exchange.sendResponseHeaders(code, head ? -1 : body.length);
-      if (!head) {
-        try (OutputStream os = exchange.getResponseBody()) {
-          os.write(body);
-        }
-      }
-    }
+    call.respond(check.ok() ? 200 : 503, "text/plain; charset=utf-8", body);
   }
 
   @Override
   public void close() {
-    server.stop(0);
-    ((java.util.concurrent.ExecutorService) server.getExecutor()).shutdownNow();
+    server.close();
+    if (ownExecutor != null) {
+      ownExecutor.shutdownNow();
+    }
   }
 }

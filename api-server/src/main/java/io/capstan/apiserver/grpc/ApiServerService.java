@@ -109,9 +109,9 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
     return cache(t).watch(from, filter, listener);
   }
 
-  /** The newest version a resource's watch cache has seen (for bookmarks and list versions). */
-  public long cachedRevision(ResourceRef ref) {
-    return cache(type(ref)).revision();
+  /** Runs {@code action} with the newest version of a resource's watch cache, ordered among its events (for bookmarks). */
+  public void atCachedRevision(ResourceRef ref, java.util.function.LongConsumer action) {
+    cache(type(ref)).atRevision(action);
   }
 
   /**
@@ -157,25 +157,26 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
 
   /**
    * A BOOKMARK: "this stream has delivered everything up to this version", so a client can resume
-   * from it rather than from its last event. The cache delivers events and advances its version
-   * under one lock, so every event at or below the version read here was already handed to this
-   * stream, ahead of the bookmark. The object is an empty one of the kind carrying only
+   * from it rather than from its last event. It is sent under the watch cache's lock, the one the
+   * cache delivers events under, so it follows every event at or below its version and precedes
+   * every later one. The object is an empty one of the kind carrying only
    * {@code metadata.resourceVersion}, as in Kubernetes.
    */
   private void sendBookmark(io.grpc.stub.ServerCallStreamObserver<io.capstan.api.server.v1.WatchEvent> call, ResourceType t) {
     if (call.isCancelled()) {
       return;
     }
-    long rv = cache(t).revision();
-    Message empty = withMeta(t.prototype(), ObjectMeta.newBuilder().setResourceVersion(Long.toString(rv)).build());
-    synchronized (call) {
-      try {
-        call.onNext(io.capstan.api.server.v1.WatchEvent.newBuilder().setType("BOOKMARK").setObject(raw(empty))
-            .setResourceVersion(Long.toString(rv)).build());
-      } catch (RuntimeException closed) {
-        // the stream ended meanwhile (errored or cancelled): nothing to bookmark
+    cache(t).atRevision(rv -> {
+      Message empty = withMeta(t.prototype(), ObjectMeta.newBuilder().setResourceVersion(Long.toString(rv)).build());
+      synchronized (call) {
+        try {
+          call.onNext(io.capstan.api.server.v1.WatchEvent.newBuilder().setType("BOOKMARK").setObject(raw(empty))
+              .setResourceVersion(Long.toString(rv)).build());
+        } catch (RuntimeException closed) {
+          // the stream ended meanwhile (errored or cancelled): nothing to bookmark
+        }
       }
-    }
+    });
   }
 
   /** The registered kind a reference names; 404 if none. */
@@ -229,11 +230,25 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
       throw new ApiException(413, "RequestEntityTooLarge", "the object is larger than " + MAX_OBJECT_BYTES + " bytes",
           io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
+    Message m;
     try {
-      return t.prototype().getParserForType().parseFrom(raw.getData());
+      m = t.prototype().getParserForType().parseFrom(raw.getData());
     } catch (InvalidProtocolBufferException e) {
       throw ApiException.badRequest("the object is not a valid " + t.kind() + " message: " + e.getMessage());
     }
+    // An object of another kind sent to this resource's path (a ConfigMap posted to namespaces)
+    // is refused, not reinterpreted; empty kind and apiVersion take the resource's.
+    String kind = (String) m.getField(m.getDescriptorForType().findFieldByName("kind"));
+    String apiVersion = (String) m.getField(m.getDescriptorForType().findFieldByName("api_version"));
+    if (!kind.isEmpty() && !kind.equals(t.kind())) {
+      throw ApiException.badRequest("the kind of the object (" + kind + ") does not match the resource it was sent to ("
+          + t.resource() + ", kind " + t.kind() + ")");
+    }
+    if (!apiVersion.isEmpty() && !apiVersion.equals(t.apiVersion())) {
+      throw ApiException.badRequest("the API version in the data (" + apiVersion + ") does not match the expected API version ("
+          + t.apiVersion() + ")");
+    }
+    return m;
   }
 
   private static ObjectMeta meta(Message m) {
@@ -310,10 +325,10 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
         cache.list(filter.and(m -> ns.isEmpty() || meta(m).getNamespace().equals(ns))).forEach(i -> b.addItems(raw(i)));
         return b.build();
       }
-      ObjectStore.Page<Message> page = store(t).list(ns, req.getLimit(), req.getContinue());
+      ObjectStore.Page<Message> page = store(t).list(ns, req.getLimit(), req.getContinue(), filter);
       ListResponse.Builder b = ListResponse.newBuilder();
       b.getMetadataBuilder().setResourceVersion(Long.toString(page.revision())).setContinue(page.continueToken());
-      page.items().stream().filter(filter).forEach(i -> b.addItems(raw(i)));
+      page.items().forEach(i -> b.addItems(raw(i)));
       return b.build();
     });
   }

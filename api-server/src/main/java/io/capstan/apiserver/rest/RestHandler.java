@@ -5,8 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpHandler;
 import io.capstan.api.server.v1.BindRequest;
 import io.capstan.api.server.v1.CreateRequest;
 import io.capstan.api.server.v1.DeleteRequest;
@@ -22,27 +20,32 @@ import io.capstan.apiserver.grpc.ApiServerService;
 import io.capstan.apiserver.registry.Registry;
 import io.capstan.apiserver.registry.ResourceType;
 import io.capstan.apiserver.storage.ApiException;
+import io.capstan.apiserver.watch.WatchCache;
+import io.capstan.common.http.HttpCall;
+import io.capstan.common.http.HttpServer;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
+import java.time.Duration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Kubernetes' REST API over the same service the gRPC API uses: {@code /api/v1/...} and
  * {@code /apis/<group>/<version>/...}, namespaced and cluster-scoped paths, {@code ?watch=true}
- * streams, selectors, {@code limit}/{@code continue}, and errors as {@code Status} bodies.
+ * streams, selectors, {@code limit}/{@code continue}, and errors as {@code Status} bodies. Runs on
+ * the Netty {@link HttpServer}: handlers may block on the kvstore; watches hold no thread.
  */
-public final class RestHandler implements HttpHandler {
+public final class RestHandler implements HttpServer.Handler {
   private static final Logger LOG = LoggerFactory.getLogger(RestHandler.class);
-  private static final int MAX_BODY = 3 * 1024 * 1024;
+  /** Bodies larger than this are refused (413) before they are parsed; objects are limited to 1.5 MiB later. */
+  public static final int MAX_BODY = 3 * 1024 * 1024;
+  /** How often a watch that allows bookmarks gets one when nothing else happens. */
+  private static final Duration REST_BOOKMARK_PERIOD = Duration.ofSeconds(10);
   private final ApiServerService service;
   private final Registry registry;
   private final Discovery discovery;
@@ -59,26 +62,40 @@ public final class RestHandler implements HttpHandler {
   private record Target(ResourceType type, String namespace, String name, String subresource) {}
 
   @Override
-  public void handle(HttpExchange ex) throws IOException {
+  public void handle(HttpCall call) throws IOException {
     try {
-      route(ex);
+      route(call);
     } catch (ApiException e) {
-      send(ex, e.code(), KubeJson.toJson(e.status()));
+      send(call, e.code(), KubeJson.toJson(e.status()));
     } catch (StatusRuntimeException e) {
       ApiException api = fromGrpc(e);
-      send(ex, api.code(), KubeJson.toJson(api.status()));
+      send(call, api.code(), KubeJson.toJson(api.status()));
     } catch (RuntimeException e) {
-      LOG.warn("request {} {} failed", ex.getRequestMethod(), ex.getRequestURI(), e);
+      LOG.warn("request {} {} failed", call.method(), call.uri(), e);
       ApiException api = new ApiException(500, "InternalError", "internal error: " + e, io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
-      send(ex, 500, KubeJson.toJson(api.status()));
-    } finally {
-      ex.close();
+      send(call, 500, KubeJson.toJson(api.status()));
     }
   }
 
-  private void route(HttpExchange ex) throws IOException {
-    String path = ex.getRequestURI().getPath();
-    Map<String, String> q = query(ex.getRequestURI().getRawQuery());
+  @Override
+  public void refuse(HttpCall call, int code, String message) {
+    String reason = switch (code) {
+      case 400 -> "BadRequest";
+      case 413 -> "RequestEntityTooLarge";
+      case 503 -> "ServiceUnavailable";
+      default -> "InternalError";
+    };
+    try {
+      send(call, code, KubeJson.toJson(new ApiException(code, reason, message,
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()).status()));
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  private void route(HttpCall ex) throws IOException {
+    String path = io.netty.handler.codec.http.QueryStringDecoder.decodeComponent(ex.path());
+    Map<String, String> q = query(ex.rawQuery());
     String[] s = path.replaceAll("^/+|/+$", "").split("/");
     if (path.equals("/version") || path.equals("/version/")) {
       send(ex, 200, discovery.version());
@@ -127,7 +144,16 @@ public final class RestHandler implements HttpHandler {
       return;
     }
     Target t = target(group, version, s, rest);
-    switch (ex.getRequestMethod()) {
+    boolean allowed = switch (t.subresource()) {
+      case "binding" -> ex.method().equals("POST");
+      case "status" -> !ex.method().equals("POST") && !ex.method().equals("DELETE");
+      default -> true;
+    };
+    if (!allowed) {
+      throw new ApiException(405, "MethodNotAllowed", ex.method() + " is not supported on " + t.type().resource() + "/" + t.subresource(),
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+    switch (ex.method()) {
       case "GET" -> get(ex, t, q);
       case "POST" -> post(ex, t);
       case "PUT" -> put(ex, t);
@@ -153,6 +179,12 @@ public final class RestHandler implements HttpHandler {
             io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()));
     String name = s.length > i + 1 ? s[i + 1] : "";
     String sub = s.length > i + 2 ? s[i + 2] : "";
+    boolean knownSub = sub.isEmpty() || (sub.equals("status") && type.hasStatus())
+        || (sub.equals("binding") && type.resource().equals("pods"));
+    if (s.length > i + 3 || !knownSub) {
+      throw new ApiException(404, "NotFound", "the server could not find the requested resource",
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
     return new Target(type, ns, name, sub);
   }
 
@@ -163,7 +195,7 @@ public final class RestHandler implements HttpHandler {
 
   // ------------------------------------------------------------------ verbs
 
-  private void get(HttpExchange ex, Target t, Map<String, String> q) throws IOException {
+  private void get(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     boolean watch = "true".equals(q.get("watch")) || "1".equals(q.get("watch"));
     if (watch) {
       watch(ex, t, q);
@@ -190,57 +222,75 @@ public final class RestHandler implements HttpHandler {
     send(ex, 200, out);
   }
 
-  private void watch(HttpExchange ex, Target t, Map<String, String> q) throws IOException {
+  /**
+   * A {@code ?watch=true} stream: one JSON event per line. As in Kubernetes, the response is 200
+   * and a watch that cannot start (a resourceVersion too old for the cache) sends one ERROR event
+   * carrying the Status (410 Expired) and ends. Events are written by the watch cache as they
+   * happen, under its lock, so they leave in version order; no thread waits on the stream.
+   */
+  private void watch(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     ResourceRef r = ref(t);
     String field = q.getOrDefault("fieldSelector", "");
-    LinkedBlockingQueue<ObjectNode> events = new LinkedBlockingQueue<>();
-    Runnable cancel = service.watchObjects(r.toBuilder().setName("").build(), q.getOrDefault("resourceVersion", ""),
-        q.getOrDefault("labelSelector", ""), field.isEmpty() && !t.name().isEmpty() ? "metadata.name=" + t.name() : field, e -> {
-          ObjectNode ev = KubeJson.JSON.createObjectNode();
-          if (e.type().equals("ERROR")) {
-            ev.put("type", "ERROR").set("object", KubeJson.toJson(ApiException.expired("the watch cache was reset; relist").status()));
-          } else {
-            ev.put("type", e.type()).set("object", KubeJson.toJson(e.object()));
-          }
-          events.add(ev);
-          return !e.type().equals("ERROR");
-        });
     boolean bookmarks = "true".equals(q.get("allowWatchBookmarks"));
-    long timeout = Math.min(parseLong(q.getOrDefault("timeoutSeconds", "1800")), 3600);
-    ex.getResponseHeaders().set("Content-Type", "application/json");
-    ex.getResponseHeaders().set("Transfer-Encoding", "chunked");
-    ex.sendResponseHeaders(200, 0);
-    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeout);
-    try (OutputStream out = ex.getResponseBody()) {
-      out.flush();
-      long nextBookmark = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-      while (System.nanoTime() < end) {
-        ObjectNode ev = events.poll(1, TimeUnit.SECONDS);
-        if (ev != null) {
-          out.write(KubeJson.JSON.writeValueAsBytes(ev));
-          out.write('\n');
-          out.flush();
-          if (ev.path("type").asText().equals("ERROR")) {
-            return;
-          }
-        } else if (bookmarks && System.nanoTime() > nextBookmark) {
-          ObjectNode bm = KubeJson.JSON.createObjectNode().put("type", "BOOKMARK");
-          bm.putObject("object").put("kind", t.type().kind()).put("apiVersion", t.type().apiVersion())
-              .putObject("metadata").put("resourceVersion", Long.toString(service.cachedRevision(r)));
-          out.write(KubeJson.JSON.writeValueAsBytes(bm));
-          out.write('\n');
-          out.flush();
-          nextBookmark = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        }
-      }
-    } catch (IOException | InterruptedException gone) {
-      // the client went away
-    } finally {
-      cancel.run();
+    long timeout = Math.max(1, Math.min(parseLong(q.getOrDefault("timeoutSeconds", "1800")), 3600));
+    String rv = q.getOrDefault("resourceVersion", "");
+    HttpCall.Stream stream = ex.stream(200, "application/json");
+    Runnable cancel;
+    try {
+      cancel = service.watchObjects(r.toBuilder().setName("").build(), rv, q.getOrDefault("labelSelector", ""),
+          field.isEmpty() && !t.name().isEmpty() ? "metadata.name=" + t.name() : field, e -> {
+            if (e.type().equals("ERROR")) {
+              stream.write(errorEvent(ApiException.expired("the watch cache was reset; relist")));
+              stream.end();
+              return false;
+            }
+            return stream.write(event(e));
+          });
+    } catch (ApiException e) {
+      stream.write(errorEvent(e));
+      stream.end();
+      return;
+    }
+    stream.onFinish(cancel);
+    stream.after(Duration.ofSeconds(timeout), stream::end);
+    if (bookmarks) {
+      stream.every(REST_BOOKMARK_PERIOD, () -> service.atCachedRevision(r, version -> {
+        ObjectNode bm = KubeJson.JSON.createObjectNode().put("type", "BOOKMARK");
+        bm.putObject("object").put("kind", t.type().kind()).put("apiVersion", t.type().apiVersion())
+            .putObject("metadata").put("resourceVersion", Long.toString(version));
+        stream.write(line(bm));
+      }));
     }
   }
 
-  private void post(HttpExchange ex, Target t) throws IOException {
+  private static byte[] event(WatchCache.ObjectEvent e) {
+    ObjectNode ev = KubeJson.JSON.createObjectNode().put("type", e.type());
+    ev.set("object", KubeJson.toJson(e.object()));
+    return line(ev);
+  }
+
+  private static byte[] errorEvent(ApiException e) {
+    ObjectNode ev = KubeJson.JSON.createObjectNode().put("type", "ERROR");
+    ev.set("object", KubeJson.toJson(e.status()));
+    return line(ev);
+  }
+
+  private static byte[] line(ObjectNode node) {
+    try {
+      byte[] json = KubeJson.JSON.writeValueAsBytes(node);
+      byte[] out = java.util.Arrays.copyOf(json, json.length + 1);
+      out[json.length] = '\n';
+      return out;
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private void post(HttpCall ex, Target t) throws IOException {
+    if (!t.name().isEmpty() && t.subresource().isEmpty()) {
+      throw new ApiException(405, "MethodNotAllowed", "POST is not supported on a named " + t.type().kind()
+          + "; create through the collection, change through PUT or PATCH", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
     byte[] body = body(ex);
     if (t.subresource().equals("binding")) {
       JsonNode b = KubeJson.JSON.readTree(body);
@@ -255,15 +305,15 @@ public final class RestHandler implements HttpHandler {
     send(ex, 201, KubeJson.toJson(parse(t, o)));
   }
 
-  private void put(HttpExchange ex, Target t) throws IOException {
+  private void put(HttpCall ex, Target t) throws IOException {
     Message obj = KubeJson.fromJson(body(ex), t.type().prototype());
     UpdateRequest req = UpdateRequest.newBuilder().setRef(ref(t)).setObject(RawObject.newBuilder().setData(obj.toByteString())).build();
     RawObject o = t.subresource().equals("status") ? call(obs -> service.updateStatus(req, obs)) : call(obs -> service.update(req, obs));
     send(ex, 200, KubeJson.toJson(parse(t, o)));
   }
 
-  private void patch(HttpExchange ex, Target t) throws IOException {
-    String type = String.valueOf(ex.getRequestHeaders().getFirst("Content-Type"));
+  private void patch(HttpCall ex, Target t) throws IOException {
+    String type = String.valueOf(ex.header("Content-Type"));
     if (!type.startsWith("application/merge-patch+json") && !type.startsWith("application/strategic-merge-patch+json")) {
       throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
           + "include: application/merge-patch+json, application/strategic-merge-patch+json", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
@@ -276,7 +326,7 @@ public final class RestHandler implements HttpHandler {
     send(ex, 200, KubeJson.toJson(parse(t, o)));
   }
 
-  private void delete(HttpExchange ex, Target t, Map<String, String> q) throws IOException {
+  private void delete(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     DeleteRequest.Builder req = DeleteRequest.newBuilder().setRef(ref(t));
     byte[] body = body(ex);
     JsonNode opts = body.length > 0 ? KubeJson.JSON.readTree(body) : KubeJson.JSON.createObjectNode();
@@ -344,20 +394,15 @@ public final class RestHandler implements HttpHandler {
     return new ApiException(500, "InternalError", e.getStatus().toString(), io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
   }
 
-  private static byte[] body(HttpExchange ex) throws IOException {
-    String type = String.valueOf(ex.getRequestHeaders().getFirst("Content-Type"));
+  private static byte[] body(HttpCall ex) throws IOException {
+    String type = String.valueOf(ex.header("Content-Type"));
     if (type.contains("protobuf")) {
       // Kubernetes' protobuf encoding (its own field numbers, "k8s\0" envelope) is not ours.
       throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
           + "media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json "
           + "(Kubernetes' protobuf encoding is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
-    byte[] b = ex.getRequestBody().readNBytes(MAX_BODY + 1);
-    if (b.length > MAX_BODY) {
-      throw new ApiException(413, "RequestEntityTooLarge", "the request body is larger than " + MAX_BODY + " bytes",
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
-    }
-    return b;
+    return ex.body();
   }
 
   private static long parseLong(String s) {
@@ -382,12 +427,7 @@ public final class RestHandler implements HttpHandler {
     return out;
   }
 
-  private static void send(HttpExchange ex, int code, JsonNode body) throws IOException {
-    byte[] bytes = KubeJson.JSON.writeValueAsBytes(body);
-    ex.getResponseHeaders().set("Content-Type", "application/json");
-    ex.sendResponseHeaders(code, bytes.length);
-    try (OutputStream out = ex.getResponseBody()) {
-      out.write(bytes);
-    }
+  private static void send(HttpCall ex, int code, JsonNode body) throws IOException {
+    ex.respond(code, "application/json", KubeJson.JSON.writeValueAsBytes(body));
   }
 }

@@ -207,6 +207,16 @@ public final class ObjectStore<T extends Message> {
    * is a snapshot. A continue token whose revision was compacted fails with Expired (410).
    */
   public Page<T> list(String namespace, long limit, String continueToken) {
+    return list(namespace, limit, continueToken, x -> true);
+  }
+
+  /**
+   * As {@link #list(String, long, String)}, returning only objects {@code filter} accepts. As in
+   * Kubernetes, a page is filled: the store keeps reading (in growing chunks, at the list's
+   * revision) until it has {@code limit} matches or reaches the end, and the continue token
+   * resumes after the last object returned.
+   */
+  public Page<T> list(String namespace, long limit, String continueToken, java.util.function.Predicate<? super T> filter) {
     String prefix = prefix(namespace);
     ByteString start = bs(prefix);
     long revision = 0;
@@ -215,13 +225,39 @@ public final class ObjectStore<T extends Message> {
       revision = Long.parseLong(parts[0]);
       start = bs(parts[1] + "\0");
     }
+    List<T> items = new ArrayList<>();
+    long chunk = limit;
+    while (true) {
+      RangeResponse r = range(start, prefix, revision, chunk);
+      if (revision == 0) {
+        revision = r.getHeader().getRevision();
+      }
+      for (int i = 0; i < r.getKvsCount(); i++) {
+        T obj = decode(r.getKvs(i));
+        if (!filter.test(obj)) {
+          continue;
+        }
+        items.add(obj);
+        if (limit > 0 && items.size() == limit) {
+          boolean more = i < r.getKvsCount() - 1 || r.getMore();
+          return new Page<>(items, revision, more ? encodeContinue(revision, r.getKvs(i).getKey().toStringUtf8()) : "");
+        }
+      }
+      if (!r.getMore() || r.getKvsCount() == 0) {
+        return new Page<>(items, revision, "");
+      }
+      start = bs(r.getKvs(r.getKvsCount() - 1).getKey().toStringUtf8() + "\0");
+      chunk = Math.min(chunk * 2, 10_000);
+    }
+  }
+
+  private RangeResponse range(ByteString start, String prefix, long revision, long limit) {
     RangeRequest.Builder req = RangeRequest.newBuilder().setKey(start).setRangeEnd(StoredObjects.prefixEnd(prefix)).setRevision(revision);
     if (limit > 0) {
       req.setLimit(limit);
     }
-    RangeResponse r;
     try {
-      r = etcd.call(ch -> kv(ch).range(req.build()));
+      return etcd.call(ch -> kv(ch).range(req.build()));
     } catch (StatusRuntimeException e) {
       if (e.getStatus().getCode() == Status.Code.OUT_OF_RANGE && revision > 0) {
         throw ApiException.expired("The provided continue parameter is too old to display a consistent list result. "
@@ -229,16 +265,6 @@ public final class ObjectStore<T extends Message> {
       }
       throw e;
     }
-    long listRevision = revision > 0 ? revision : r.getHeader().getRevision();
-    List<T> items = new ArrayList<>(r.getKvsCount());
-    for (KeyValue kv : r.getKvsList()) {
-      items.add(decode(kv));
-    }
-    String next = "";
-    if (r.getMore() && !r.getKvsList().isEmpty()) {
-      next = encodeContinue(listRevision, r.getKvs(r.getKvsCount() - 1).getKey().toStringUtf8());
-    }
-    return new Page<>(items, listRevision, next);
   }
 
   private static String encodeContinue(long revision, String lastKey) {

@@ -210,6 +210,15 @@ public final class WatchCache implements AutoCloseable {
     return revision;
   }
 
+  /**
+   * Runs {@code action} with the newest version while no event is being delivered, so whatever it
+   * sends to a watcher (a BOOKMARK) is ordered exactly among the events: after every event at or
+   * below the version, before every later one.
+   */
+  public synchronized void atRevision(java.util.function.LongConsumer action) {
+    action.accept(revision);
+  }
+
   /** Current objects, in key order (a list served from memory). */
   public synchronized List<Message> list(Predicate<Message> filter) {
     List<Message> out = new ArrayList<>();

@@ -8,7 +8,6 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.BindException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -228,12 +227,7 @@ public final class MiniCluster implements AutoCloseable {
 
   /** A loopback port free right now. */
   public static int freePort() {
-    try (ServerSocket s = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
-      s.setReuseAddress(true);
-      return s.getLocalPort();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
+    return io.capstan.common.FreePorts.next();
   }
 
   /** Cluster shape; defaults give a 3-member cluster with etcd's settings. */
