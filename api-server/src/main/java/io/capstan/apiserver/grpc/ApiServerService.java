@@ -343,13 +343,15 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
             + ") does not match the name on the URL (" + req.getRef().getName() + ")");
       }
       Message next = Strategies.defaults(withMeta(obj, meta(obj).toBuilder().setNamespace(namespaceOf(t, req.getRef())).build()));
+      // The write below is conditional on the client's resourceVersion, so reading the stored
+      // object first is safe: if it changed in between, the write fails with a conflict.
+      Message current = store(t).get(namespaceOf(t, req.getRef()), req.getRef().getName());
       if (t.hasStatus()) {
-        // status changes go through UpdateStatus; an update keeps the stored status (its CAS on
-        // resourceVersion makes the read-then-write safe)
+        // status changes go through UpdateStatus; an update keeps the stored status
         var statusField = t.prototype().getDescriptorForType().findFieldByName("status");
-        Message current = store(t).get(namespaceOf(t, req.getRef()), req.getRef().getName());
         next = next.toBuilder().setField(statusField, current.getField(statusField)).build();
       }
+      next = Strategies.prepareUpdate(current, next, t.kind());
       Strategies.validate(next, t.kind(), t.namespaced());
       Message stored = store(t).update(next);
       if (!meta(stored).getDeletionTimestamp().isEmpty() && finalizers(stored).isEmpty()) {
@@ -401,7 +403,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
               ? current.toBuilder().setField(statusField, patched.getField(statusField)).build()
               : patched.toBuilder().setField(statusField, current.getField(statusField)).build();
         }
-        Message next = Strategies.defaults(patched);
+        Message next = Strategies.prepareUpdate(current, Strategies.defaults(patched), t.kind());
         Strategies.validate(next, t.kind(), t.namespaced());
         return next;
       }));

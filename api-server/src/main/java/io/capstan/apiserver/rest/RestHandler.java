@@ -46,6 +46,9 @@ public final class RestHandler implements HttpServer.Handler {
   public static final int MAX_BODY = 3 * 1024 * 1024;
   /** How often a watch that allows bookmarks gets one when nothing else happens. */
   private static final Duration REST_BOOKMARK_PERIOD = Duration.ofSeconds(10);
+  private static final com.fasterxml.jackson.dataformat.yaml.YAMLMapper YAML = com.fasterxml.jackson.dataformat.yaml.YAMLMapper.builder()
+      .disable(com.fasterxml.jackson.dataformat.yaml.YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+      .enable(com.fasterxml.jackson.dataformat.yaml.YAMLGenerator.Feature.MINIMIZE_QUOTES).build();
   private final ApiServerService service;
   private final Registry registry;
   private final Discovery discovery;
@@ -291,9 +294,9 @@ public final class RestHandler implements HttpServer.Handler {
       throw new ApiException(405, "MethodNotAllowed", "POST is not supported on a named " + t.type().kind()
           + "; create through the collection, change through PUT or PATCH", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
-    byte[] body = body(ex);
+    JsonNode body = document(ex);
     if (t.subresource().equals("binding")) {
-      JsonNode b = KubeJson.JSON.readTree(body);
+      JsonNode b = body;
       RawObject o = call(obs -> service.bind(BindRequest.newBuilder().setRef(ref(t)).setNodeName(b.path("target").path("name").asText())
           .setPodUid(b.path("metadata").path("uid").asText()).build(), obs));
       send(ex, 201, KubeJson.toJson(parse(t, o)));
@@ -306,7 +309,7 @@ public final class RestHandler implements HttpServer.Handler {
   }
 
   private void put(HttpCall ex, Target t) throws IOException {
-    Message obj = KubeJson.fromJson(body(ex), t.type().prototype());
+    Message obj = KubeJson.fromJson(document(ex), t.type().prototype());
     UpdateRequest req = UpdateRequest.newBuilder().setRef(ref(t)).setObject(RawObject.newBuilder().setData(obj.toByteString())).build();
     RawObject o = t.subresource().equals("status") ? call(obs -> service.updateStatus(req, obs)) : call(obs -> service.update(req, obs));
     send(ex, 200, KubeJson.toJson(parse(t, o)));
@@ -328,8 +331,7 @@ public final class RestHandler implements HttpServer.Handler {
 
   private void delete(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     DeleteRequest.Builder req = DeleteRequest.newBuilder().setRef(ref(t));
-    byte[] body = body(ex);
-    JsonNode opts = body.length > 0 ? KubeJson.JSON.readTree(body) : KubeJson.JSON.createObjectNode();
+    JsonNode opts = ex.body().length > 0 ? document(ex) : KubeJson.JSON.createObjectNode();
     if (q.containsKey("gracePeriodSeconds")) {
       req.setGracePeriodSeconds(parseLong(q.get("gracePeriodSeconds")));
     } else if (opts.has("gracePeriodSeconds")) {
@@ -399,7 +401,7 @@ public final class RestHandler implements HttpServer.Handler {
     if (type.contains("protobuf")) {
       // Kubernetes' protobuf encoding (its own field numbers, "k8s\0" envelope) is not ours.
       throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
-          + "media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json "
+          + "media types include: application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json "
           + "(Kubernetes' protobuf encoding is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
     return ex.body();
@@ -427,7 +429,31 @@ public final class RestHandler implements HttpServer.Handler {
     return out;
   }
 
+  /**
+   * The request body as a tree: YAML when the client says {@code Content-Type: application/yaml}
+   * (as Kubernetes accepts), JSON otherwise. Malformed input is a 400 naming the format.
+   */
+  private static JsonNode document(HttpCall ex) throws IOException {
+    byte[] b = body(ex);
+    boolean yaml = String.valueOf(ex.header("Content-Type")).startsWith("application/yaml");
+    try {
+      JsonNode node = (yaml ? YAML : KubeJson.JSON).readTree(b);
+      if (node == null || node.isMissingNode()) {
+        throw ApiException.badRequest("the request body is empty");
+      }
+      return node;
+    } catch (com.fasterxml.jackson.core.JacksonException e) {
+      throw ApiException.badRequest("the request body is not valid " + (yaml ? "YAML" : "JSON") + ": " + e.getOriginalMessage());
+    }
+  }
+
+  /** Sends JSON, or YAML to a client whose Accept header asks for it first. */
   private static void send(HttpCall ex, int code, JsonNode body) throws IOException {
-    ex.respond(code, "application/json", KubeJson.JSON.writeValueAsBytes(body));
+    String accept = ex.header("Accept");
+    if (accept != null && accept.trim().startsWith("application/yaml")) {
+      ex.respond(code, "application/yaml", YAML.writeValueAsBytes(body));
+    } else {
+      ex.respond(code, "application/json", KubeJson.JSON.writeValueAsBytes(body));
+    }
   }
 }

@@ -29,6 +29,15 @@ public final class FieldErrors {
     return this;
   }
 
+  public FieldErrors forbidden(String field, String detail) {
+    causes.add(cause("FieldValueForbidden", field, "Forbidden: " + detail));
+    return this;
+  }
+
+  public FieldErrors immutable(String field, String value) {
+    return invalid(field, value, "field is immutable");
+  }
+
   public FieldErrors notSupported(String field, String value, List<String> allowed) {
     causes.add(cause("FieldValueNotSupported", field, "Unsupported value: \"" + value + "\": supported values: \""
         + String.join("\", \"", allowed) + "\""));

@@ -135,6 +135,81 @@ public final class Strategies {
     return s.build();
   }
 
+  /**
+   * Prepares an update of {@code current} to {@code next}, as Kubernetes' update strategies do:
+   * the fields only the server sets (uid, creationTimestamp, deletionTimestamp and its grace
+   * period) are kept from the stored object whatever the client sent; {@code metadata.generation}
+   * goes up by one when anything but metadata and status changed (controllers compare it with
+   * {@code status.observedGeneration}); and fields that may not change after creation are checked
+   * (a pod's spec except images and added tolerations, a workload's selector, a service's
+   * clusterIP). Throws 422 Invalid naming each field changed that may not be.
+   */
+  public static Message prepareUpdate(Message current, Message next, String kind) {
+    ObjectMeta before = meta(current);
+    ObjectMeta after = meta(next);
+    FieldErrors errors = new FieldErrors();
+    if (current instanceof Pod oldPod && next instanceof Pod newPod) {
+      PodSpec.Builder relaxed = newPod.getSpec().toBuilder();
+      if (relaxed.getContainersCount() == oldPod.getSpec().getContainersCount()) {
+        for (int i = 0; i < relaxed.getContainersCount(); i++) {
+          relaxed.setContainers(i, relaxed.getContainers(i).toBuilder().setImage(oldPod.getSpec().getContainers(i).getImage())
+              .setImagePullPolicy(oldPod.getSpec().getContainers(i).getImagePullPolicy()));
+        }
+      }
+      boolean onlyAddsTolerations = newPod.getSpec().getTolerationsList().containsAll(oldPod.getSpec().getTolerationsList());
+      if (onlyAddsTolerations) {
+        relaxed.clearTolerations().addAllTolerations(oldPod.getSpec().getTolerationsList());
+      }
+      if (!relaxed.build().equals(oldPod.getSpec())) {
+        errors.forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, "
+            + "`spec.tolerations` (only additions to existing tolerations)");
+      }
+    } else if (current instanceof Deployment oldD && next instanceof Deployment newD) {
+      if (!oldD.getSpec().getSelector().equals(newD.getSpec().getSelector())) {
+        errors.immutable("spec.selector", newD.getSpec().getSelector().getMatchLabelsMap().toString());
+      }
+    } else if (current instanceof ReplicaSet oldRs && next instanceof ReplicaSet newRs) {
+      if (!oldRs.getSpec().getSelector().equals(newRs.getSpec().getSelector())) {
+        errors.immutable("spec.selector", newRs.getSpec().getSelector().getMatchLabelsMap().toString());
+      }
+    } else if (current instanceof Service oldSvc && next instanceof Service newSvc) {
+      String oldIp = oldSvc.getSpec().getClusterIp();
+      if (!oldIp.isEmpty() && !newSvc.getSpec().getClusterIp().isEmpty() && !oldIp.equals(newSvc.getSpec().getClusterIp())) {
+        errors.immutable("spec.clusterIP", newSvc.getSpec().getClusterIp());
+      }
+    }
+    errors.throwIfAny(kind, after.getName());
+    ObjectMeta.Builder m = after.toBuilder().setUid(before.getUid()).setCreationTimestamp(before.getCreationTimestamp())
+        .setDeletionTimestamp(before.getDeletionTimestamp()).setGeneration(before.getGeneration());
+    if (before.hasDeletionGracePeriodSeconds()) {
+      m.setDeletionGracePeriodSeconds(before.getDeletionGracePeriodSeconds());
+    } else {
+      m.clearDeletionGracePeriodSeconds();
+    }
+    if (!content(current).equals(content(next))) {
+      m.setGeneration(before.getGeneration() + 1);
+    }
+    return withMeta(next, m.build());
+  }
+
+  /** An object without its metadata and status: what {@code metadata.generation} counts changes of. */
+  private static Message content(Message m) {
+    Message.Builder b = m.toBuilder().clearField(m.getDescriptorForType().findFieldByName("metadata"));
+    var status = m.getDescriptorForType().findFieldByName("status");
+    if (status != null) {
+      b.clearField(status);
+    }
+    return b.build();
+  }
+
+  private static ObjectMeta meta(Message m) {
+    return (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
+  }
+
+  private static Message withMeta(Message m, ObjectMeta meta) {
+    return m.toBuilder().setField(m.getDescriptorForType().findFieldByName("metadata"), meta).build();
+  }
+
   /** Checks an object; throws 422 Invalid naming every bad field. */
   public static void validate(Message m, String kind, boolean namespaced) {
     ObjectMeta meta = (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));

@@ -111,7 +111,7 @@ class ApiServerServiceTest {
   void staleUpdateThroughTheOtherReplicaIsAConflictWithAStatus() throws Exception {
     Pod p = parse(api(chA).create(CreateRequest.newBuilder().setRef(pods("default", "")).setObject(raw(pod("cas"))).build()));
     api(chA).update(UpdateRequest.newBuilder().setRef(pods("default", "cas"))
-        .setObject(raw(p.toBuilder().setSpec(p.getSpec().toBuilder().putNodeSelector("disk", "ssd")).build())).build());
+        .setObject(raw(p.toBuilder().setMetadata(p.getMetadata().toBuilder().putLabels("disk", "ssd")).build())).build());
     assertThatThrownBy(() -> api(chB).update(UpdateRequest.newBuilder().setRef(pods("default", "cas")).setObject(raw(p)).build()))
         .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
           assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.ABORTED);

@@ -319,6 +319,101 @@ class RestApiTest {
     });
   }
 
+  /** A minimal valid manifest of every kind, in YAML: the test fails if a kind is registered without one. */
+  private static final java.util.Map<String, String> MANIFESTS = java.util.Map.of(
+      "Namespace", "apiVersion: v1\nkind: Namespace\nmetadata: {name: every-kind}\n",
+      "Node", "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nstatus: {capacity: {cpu: \"2\", memory: 4Gi}}\n",
+      "Pod", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: busybox}]}\n",
+      "Service", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: a}, ports: [{port: 80}]}\n",
+      "Endpoints", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: s}\nsubsets: [{addresses: [{ip: 10.0.0.1}], ports: [{port: 80}]}]\n",
+      "ConfigMap", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n",
+      "Event", "apiVersion: v1\nkind: Event\nmetadata: {name: e}\ninvolvedObject: {kind: Pod, name: p}\nreason: Tested\nmessage: hello\n",
+      "ReplicaSet", "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: rs}}\n"
+          + "  template:\n    metadata: {labels: {app: rs}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+      "Deployment", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n"
+          + "  template:\n    metadata: {labels: {app: d}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+      "Lease", "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: l}\nspec: {holderIdentity: me, leaseDurationSeconds: 15}\n");
+
+  @Test
+  void everyKindCanBeCreatedReadListedUpdatedAndDeletedInYamlAndJson() throws Exception {
+    io.capstan.apiserver.registry.Registry registry = io.capstan.apiserver.registry.Registry.builtIn();
+    assertThat(MANIFESTS.keySet()).containsExactlyInAnyOrderElementsOf(
+        registry.all().stream().map(io.capstan.apiserver.registry.ResourceType::kind).toList());
+    for (io.capstan.apiserver.registry.ResourceType t : registry.all()) {
+      String collection = (t.group().isEmpty() ? "/api/" : "/apis/" + t.group() + "/") + t.version()
+          + (t.namespaced() ? "/namespaces/default/" : "/") + t.resource();
+      Reply created = call("POST", collection, "application/yaml", MANIFESTS.get(t.kind()).getBytes(StandardCharsets.UTF_8));
+      assertThat(created.code()).as(t.kind() + ": " + created.body()).isEqualTo(201);
+      String name = created.body().path("metadata").path("name").asText();
+      assertThat(created.body().path("kind").asText()).isEqualTo(t.kind());
+      assertThat(created.body().path("metadata").path("uid").asText()).isNotEmpty();
+
+      HttpResponse<String> yaml = http.send(HttpRequest.newBuilder(URI.create(base + collection + "/" + name))
+          .header("Accept", "application/yaml").build(), HttpResponse.BodyHandlers.ofString());
+      assertThat(yaml.statusCode()).isEqualTo(200);
+      assertThat(yaml.headers().firstValue("Content-Type")).hasValue("application/yaml");
+      assertThat(yaml.body()).as(t.kind()).contains("kind: " + t.kind()).contains("name: " + name).doesNotStartWith("{");
+
+      Reply list = get(collection);
+      assertThat(list.body().path("kind").asText()).isEqualTo(t.kind() + "List");
+      assertThat(list.body().path("items").findValuesAsText("name")).as(t.kind()).contains(name);
+
+      com.fasterxml.jackson.databind.node.ObjectNode changed = (com.fasterxml.jackson.databind.node.ObjectNode) get(collection + "/" + name).body();
+      ((com.fasterxml.jackson.databind.node.ObjectNode) changed.path("metadata")).putObject("labels").put("changed", "yes");
+      Reply updated = call("PUT", collection + "/" + name, "application/json", JSON.writeValueAsBytes(changed));
+      assertThat(updated.code()).as(t.kind() + ": " + updated.body()).isEqualTo(200);
+      assertThat(updated.body().path("metadata").path("labels").path("changed").asText()).isEqualTo("yes");
+      assertThat(updated.body().path("metadata").path("generation").asLong()).as("a label change is not a new generation")
+          .isEqualTo(created.body().path("metadata").path("generation").asLong());
+
+      Reply deleted = call("DELETE", collection + "/" + name, null, null);
+      assertThat(deleted.code()).as(t.kind() + ": " + deleted.body()).isIn(200, 202);
+      if (!t.kind().equals("Namespace")) { // a namespace stays Terminating until its contents are gone
+        assertStatus(get(collection + "/" + name), 404, "NotFound");
+      }
+    }
+    assertStatus(call("POST", "/api/v1/namespaces/default/configmaps", "application/yaml",
+        "metadata: {name: [unclosed\n".getBytes(StandardCharsets.UTF_8)), 400, "BadRequest");
+  }
+
+  @Test
+  void updatesKeepServerFieldsCountGenerationsAndRefuseImmutableChanges() throws Exception {
+    String deployments = "/apis/apps/v1/namespaces/default/deployments";
+    Reply created = call("POST", deployments, "application/yaml", MANIFESTS.get("Deployment").replace("name: d}", "name: gen}")
+        .getBytes(StandardCharsets.UTF_8));
+    assertThat(created.code()).isEqualTo(201);
+    JsonNode meta = created.body().path("metadata");
+    assertThat(meta.path("generation").asLong()).isEqualTo(1);
+
+    // A PUT without uid or creationTimestamp keeps them; a spec change is generation 2.
+    com.fasterxml.jackson.databind.node.ObjectNode body = created.body().deepCopy();
+    ((com.fasterxml.jackson.databind.node.ObjectNode) body.path("metadata")).remove(List.of("uid", "creationTimestamp", "generation"));
+    ((com.fasterxml.jackson.databind.node.ObjectNode) body.path("spec")).put("replicas", 3);
+    Reply scaled = call("PUT", deployments + "/gen", "application/json", JSON.writeValueAsBytes(body));
+    assertThat(scaled.code()).as(String.valueOf(scaled.body())).isEqualTo(200);
+    assertThat(scaled.body().path("metadata").path("uid").asText()).isEqualTo(meta.path("uid").asText());
+    assertThat(scaled.body().path("metadata").path("creationTimestamp").asText()).isEqualTo(meta.path("creationTimestamp").asText());
+    assertThat(scaled.body().path("metadata").path("generation").asLong()).isEqualTo(2);
+
+    Reply selector = call("PATCH", deployments + "/gen", "application/merge-patch+json",
+        "{\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"other\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"other\"}}}}}"
+            .getBytes(StandardCharsets.UTF_8));
+    assertStatus(selector, 422, "Invalid");
+    assertThat(selector.body().path("details").path("causes").get(0).path("field").asText()).isEqualTo("spec.selector");
+
+    String pods = "/api/v1/namespaces/default/pods";
+    assertThat(call("POST", pods, "application/yaml", MANIFESTS.get("Pod").replace("name: p}", "name: immutable}")
+        .getBytes(StandardCharsets.UTF_8)).code()).isEqualTo(201);
+    Reply image = call("PATCH", pods + "/immutable", "application/merge-patch+json",
+        "{\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1.36\"}]}}".getBytes(StandardCharsets.UTF_8));
+    assertThat(image.code()).as(String.valueOf(image.body())).isEqualTo(200);
+    Reply policy = call("PATCH", pods + "/immutable", "application/merge-patch+json",
+        "{\"spec\":{\"restartPolicy\":\"Never\"}}".getBytes(StandardCharsets.UTF_8));
+    assertStatus(policy, 422, "Invalid");
+    assertThat(policy.body().path("details").path("causes").get(0).path("reason").asText()).isEqualTo("FieldValueForbidden");
+    assertThat(get(pods + "/immutable").body().path("spec").path("restartPolicy").asText()).isEqualTo("Always");
+  }
+
   private static byte[] readAll(InputStream in) throws java.io.IOException {
     return in.readAllBytes();
   }
