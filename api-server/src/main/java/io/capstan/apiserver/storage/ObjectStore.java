@@ -64,7 +64,7 @@ public final class ObjectStore<T extends Message> {
     return b.toString();
   }
 
-  String key(String namespace, String name) {
+  public String key(String namespace, String name) {
     return prefix(namespace) + name;
   }
 
@@ -97,16 +97,44 @@ public final class ObjectStore<T extends Message> {
 
   /** Stores a new object. Fails with AlreadyExists (409) if the name is taken. */
   public T create(T object) {
+    return create(object, null);
+  }
+
+  /** A condition a create is made under: another stored key is still at the version read. */
+  public record Guard(String key, long modRevision) {}
+
+  /** Thrown when a create's {@link Guard} no longer holds; nothing was written. */
+  public static final class GuardChanged extends RuntimeException {
+    GuardChanged(String key) {
+      super("changed since it was read: " + key, null, false, false);
+    }
+  }
+
+  /**
+   * Stores a new object if {@code guard} (when given) still holds, in one transaction: the object
+   * is written only if its name is free and the guarded key was not changed since it was read.
+   *
+   * @throws ApiException AlreadyExists (409) if the name is taken
+   * @throws GuardChanged if the guarded key changed (or is gone)
+   */
+  public T create(T object, Guard guard) {
     ObjectMeta m = meta(object);
     ByteString key = bs(key(m.getNamespace(), m.getName()));
-    TxnRequest txn = TxnRequest.newBuilder()
+    TxnRequest.Builder txn = TxnRequest.newBuilder()
         .addCompare(Compare.newBuilder().setKey(key).setTarget(Compare.CompareTarget.MOD)
             .setResult(Compare.CompareResult.EQUAL).setModRevision(0))
         .addSuccess(RequestOp.newBuilder().setRequestPut(PutRequest.newBuilder().setKey(key).setValue(encode(object))))
-        .build();
-    TxnResponse r = etcd.call(ch -> kv(ch).txn(txn));
+        .addFailure(RequestOp.newBuilder().setRequestRange(RangeRequest.newBuilder().setKey(key).setKeysOnly(true)));
+    if (guard != null) {
+      txn.addCompare(Compare.newBuilder().setKey(bs(guard.key())).setTarget(Compare.CompareTarget.MOD)
+          .setResult(Compare.CompareResult.EQUAL).setModRevision(guard.modRevision()));
+    }
+    TxnResponse r = etcd.call(ch -> kv(ch).txn(txn.build()));
     if (!r.getSucceeded()) {
-      throw ApiException.alreadyExists(resource, m.getName());
+      if (guard == null || r.getResponses(0).getResponseRange().getKvsCount() > 0) {
+        throw ApiException.alreadyExists(resource, m.getName());
+      }
+      throw new GuardChanged(guard.key());
     }
     return withMeta(object, m.toBuilder().setResourceVersion(Long.toString(r.getHeader().getRevision())).build());
   }

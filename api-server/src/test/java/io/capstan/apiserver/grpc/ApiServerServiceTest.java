@@ -12,6 +12,7 @@ import io.capstan.api.meta.v1.Status;
 import io.capstan.api.server.v1.ApiServerGrpc;
 import io.capstan.api.server.v1.BindRequest;
 import io.capstan.api.server.v1.CreateRequest;
+import io.capstan.api.server.v1.DeleteRequest;
 import io.capstan.api.server.v1.GetRequest;
 import io.capstan.api.server.v1.ListRequest;
 import io.capstan.api.server.v1.RawObject;
@@ -185,6 +186,34 @@ class ApiServerServiceTest {
           assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.NOT_FOUND);
           assertThat(e.getStatus().getDescription()).isEqualTo("pods \"nope\" not found");
         });
+  }
+
+  /**
+   * Replica B checks namespaces against its watch cache, which may lag behind a deletion started
+   * through replica A an instant before. The create is conditional on the namespace's version in
+   * the same transaction, so no object ever lands in a namespace already terminating.
+   */
+  @Test
+  void noObjectLandsInANamespaceWhoseDeletionBeganThroughTheOtherReplica() throws Exception {
+    ResourceRef namespaces = ResourceRef.newBuilder().setVersion("v1").setResource("namespaces").build();
+    for (int i = 0; i < 20; i++) {
+      String ns = "racing-" + i;
+      api(chA).create(CreateRequest.newBuilder().setRef(namespaces).setObject(RawObject.newBuilder().setData(
+          io.capstan.api.core.v1.Namespace.newBuilder().setMetadata(ObjectMeta.newBuilder().setName(ns)).build().toByteString())).build());
+      // B learns the namespace (from its cache or, if that lags, from the store) ...
+      api(chB).create(CreateRequest.newBuilder().setRef(pods(ns, "")).setObject(raw(pod("before"))).build());
+      // ... then A begins deleting it, and B is asked for another pod at once.
+      api(chA).delete(DeleteRequest.newBuilder().setRef(namespaces.toBuilder().setName(ns)).build());
+      assertThatThrownBy(() -> api(chB).create(CreateRequest.newBuilder().setRef(pods(ns, "")).setObject(raw(pod("after"))).build()))
+          .as("create in %s after its deletion began", ns)
+          .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            try {
+              assertThat(statusOf(e).getCode()).isEqualTo(403);
+            } catch (Exception ex) {
+              throw new AssertionError(ex);
+            }
+          });
+    }
   }
 
   @Test
