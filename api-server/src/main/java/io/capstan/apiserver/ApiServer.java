@@ -62,7 +62,8 @@ public final class ApiServer implements AutoCloseable {
     AdminHttpServer admin;
     try {
       admin = AdminHttpServer.start(host, httpPort, metrics, AdminHttpServer.Check::passing, () -> kvstoreReachable(etcd),
-          new RestHandler(service, Registry.builtIn()), rest, RestHandler.MAX_BODY);
+          new RestHandler(service, Registry.builtIn()), rest, RestHandler.MAX_BODY,
+          Integer.getInteger("capstan.http.max-in-flight", 600));
     } catch (RuntimeException e) {
       rest.shutdownNow();
       grpc.shutdownNow();
@@ -75,7 +76,9 @@ public final class ApiServer implements AutoCloseable {
 
   /**
    * Threads REST handlers run on while they wait for the kvstore ({@code -Dcapstan.http.workers},
-   * default 64). Requests beyond that queue; watches hold no thread.
+   * default 64). Requests beyond that queue, up to {@code -Dcapstan.http.max-in-flight} (default
+   * 600, kube-apiserver's 400 reads + 200 writes) running or queued; beyond that they get 429.
+   * Watches hold no thread and do not count once started.
    */
   private static java.util.concurrent.ExecutorService restExecutor() {
     int n = Integer.getInteger("capstan.http.workers", 64);

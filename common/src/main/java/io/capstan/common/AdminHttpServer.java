@@ -71,11 +71,12 @@ public final class AdminHttpServer implements AutoCloseable {
   /**
    * As {@link #start(String, int, MetricRegistry, Supplier, Supplier)}, with {@code fallback}
    * answering every other path (the api-server's REST API) on {@code executor}'s threads, for
-   * request bodies up to {@code maxBodyBytes}. The caller owns the executor.
+   * request bodies up to {@code maxBodyBytes} and at most {@code maxInFlight} requests at once
+   * (429 beyond). The caller owns the executor.
    */
   public static AdminHttpServer start(String host, int port, MetricRegistry metrics, Supplier<Check> health,
-      Supplier<Check> ready, HttpServer.Handler fallback, Executor executor, int maxBodyBytes) {
-    return new AdminHttpServer(HttpServer.start("api", host, port, maxBodyBytes, executor, metrics,
+      Supplier<Check> ready, HttpServer.Handler fallback, Executor executor, int maxBodyBytes, int maxInFlight) {
+    return new AdminHttpServer(HttpServer.start("api", host, port, maxBodyBytes, maxInFlight, executor, metrics,
         handler(metrics, health, ready, fallback)), null);
   }
 

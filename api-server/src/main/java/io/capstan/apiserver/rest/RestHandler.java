@@ -85,6 +85,7 @@ public final class RestHandler implements HttpServer.Handler {
     String reason = switch (code) {
       case 400 -> "BadRequest";
       case 413 -> "RequestEntityTooLarge";
+      case 429 -> "TooManyRequests";
       case 503 -> "ServiceUnavailable";
       default -> "InternalError";
     };

@@ -36,6 +36,7 @@ public final class HttpCall {
   private final boolean keepAlive;
   private final IntConsumer done;
   private final AtomicBoolean answered = new AtomicBoolean();
+  private final java.util.Map<String, String> responseHeaders = new java.util.concurrent.ConcurrentHashMap<>();
 
   HttpCall(Channel channel, HttpMethod method, String uri, HttpHeaders headers, byte[] body, boolean keepAlive,
       IntConsumer done) {
@@ -81,6 +82,12 @@ public final class HttpCall {
     return answered.get();
   }
 
+  /** Adds a header to the response (before it is sent). */
+  public HttpCall responseHeader(String name, String value) {
+    responseHeaders.put(name, value);
+    return this;
+  }
+
   /** Sends the whole response (no body for HEAD, though Content-Length says what GET would send). */
   public void respond(int code, String contentType, byte[] content) {
     claim();
@@ -106,6 +113,7 @@ public final class HttpCall {
   }
 
   private HttpResponse keepAliveHeaders(HttpResponse r) {
+    responseHeaders.forEach((k, v) -> r.headers().set(k, v));
     if (keepAlive) {
       r.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
     } else {

@@ -76,6 +76,20 @@ public final class HttpServer implements AutoCloseable {
    */
   public static HttpServer start(String name, String host, int port, int maxBodyBytes, Executor executor,
       MetricRegistry metrics, Handler handler) {
+    return start(name, host, port, maxBodyBytes, Integer.MAX_VALUE, executor, metrics, handler);
+  }
+
+  /**
+   * As {@link #start(String, String, int, int, Executor, MetricRegistry, Handler)}, answering 429
+   * (with {@code Retry-After: 1}) to requests that arrive while {@code maxInFlight} handlers are
+   * already running or queued, as kube-apiserver's {@code --max-requests-inflight} does. A
+   * streaming response counts only until its handler returns, so long watches do not use up the
+   * limit.
+   */
+  public static HttpServer start(String name, String host, int port, int maxBodyBytes, int maxInFlight, Executor executor,
+      MetricRegistry metrics, Handler handler) {
+    java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
+    metrics.gauge("http_requests_in_flight", () -> inFlight::get);
     EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory(name + "-accept", true), NioIoHandler.newFactory());
     EventLoopGroup workers = new MultiThreadIoEventLoopGroup(Math.min(4, Runtime.getRuntime().availableProcessors()),
         new DefaultThreadFactory(name + "-io", true), NioIoHandler.newFactory());
@@ -87,7 +101,7 @@ public final class HttpServer implements AutoCloseable {
           .childHandler(new ChannelInitializer<SocketChannel>() {
             @Override
             protected void initChannel(SocketChannel c) {
-              Connection conn = new Connection(executor, metrics, handler);
+              Connection conn = new Connection(executor, metrics, handler, inFlight, maxInFlight);
               c.pipeline().addLast(new HttpServerCodec(8192, 64 * 1024, 8192));
               c.pipeline().addLast(new HttpObjectAggregator(maxBodyBytes) {
                 @Override
@@ -129,11 +143,16 @@ public final class HttpServer implements AutoCloseable {
     private final ArrayDeque<HttpCall> pending = new ArrayDeque<>();
     private boolean busy;
     private boolean refused;
+    private final java.util.concurrent.atomic.AtomicInteger inFlight;
+    private final int maxInFlight;
 
-    Connection(Executor executor, MetricRegistry metrics, Handler handler) {
+    Connection(Executor executor, MetricRegistry metrics, Handler handler, java.util.concurrent.atomic.AtomicInteger inFlight,
+        int maxInFlight) {
       this.executor = executor;
       this.metrics = metrics;
       this.handler = handler;
+      this.inFlight = inFlight;
+      this.maxInFlight = maxInFlight;
     }
 
     @Override
@@ -166,9 +185,16 @@ public final class HttpServer implements AutoCloseable {
       if (call == null) {
         return;
       }
+      if (inFlight.incrementAndGet() > maxInFlight) {
+        inFlight.decrementAndGet();
+        call.responseHeader("Retry-After", "1");
+        handler.refuse(call, 429, "too many requests, please try again later");
+        return;
+      }
       try {
         executor.execute(() -> run(call));
       } catch (RejectedExecutionException e) {
+        inFlight.decrementAndGet();
         handler.refuse(call, 503, "the server is shutting down");
       }
     }
@@ -181,6 +207,8 @@ public final class HttpServer implements AutoCloseable {
         if (!call.answered()) {
           handler.refuse(call, 500, "internal error: " + e);
         }
+      } finally {
+        inFlight.decrementAndGet();
       }
     }
 
