@@ -126,11 +126,31 @@ class KubectlTest {
           template:
             metadata: {labels: {app: web}}
             spec:
-              containers: [{name: c, image: "nginx:1.27"}]
+              containers: [{name: c, image: "nginx:1.27", ports: [{containerPort: 80}], env: [{name: A, value: "1"}]}]
         """);
     Out applied = kubectl("apply", "-f", deploy.toString(), "--validate=false");
     assertThat(applied.text()).contains("deployment.apps/web created");
     assertThat(kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.strategy.rollingUpdate.maxSurge}").text()).isEqualTo("25%");
+
+    // Applying a changed manifest sends a strategic merge patch computed against the last applied
+    // configuration: the container merges by name, so its ports and env survive an image change.
+    Files.writeString(deploy, Files.readString(deploy).replace("nginx:1.27", "nginx:1.28").replace("replicas: 2", "replicas: 4"));
+    Out reapplied = kubectl("apply", "-f", deploy.toString(), "--validate=false");
+    assertThat(reapplied.code()).as(reapplied.text()).isZero();
+    assertThat(reapplied.text()).contains("deployment.apps/web configured");
+    assertThat(kubectl("get", "deployment", "web", "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"
+            + " {.spec.template.spec.containers[0].env[0].name} {.metadata.generation}").text())
+        .isEqualTo("4 nginx:1.28 80 A 2");
+    assertThat(kubectl("apply", "-f", deploy.toString(), "--validate=false").text()).contains("deployment.apps/web unchanged");
+    Out patched = kubectl("patch", "deployment", "web", "-p", "{\"spec\":{\"template\":{\"spec\":{\"containers\":"
+        + "[{\"name\":\"c\",\"env\":[{\"name\":\"B\",\"value\":\"2\"}]}]}}}}");
+    assertThat(patched.text()).contains("deployment.apps/web patched");
+    assertThat(kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].env[*].name}").text())
+        .isEqualTo("A B");
+    Out jsonPatched = kubectl("patch", "deployment", "web", "--type=json", "-p", "[{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":1}]");
+    assertThat(jsonPatched.code()).as(jsonPatched.text()).isZero();
+    assertThat(kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}").text()).isEqualTo("1");
 
     Path bad = manifest("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Pod}\nspec: {containers: [{name: c}]}\n");
     Out invalid = kubectl("create", "-f", bad.toString());

@@ -383,7 +383,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
     });
   }
 
-  /** JSON merge patch of an object (or of its status), retried on conflicts like Kubernetes'. */
+  /** A merge, strategic merge or JSON patch of an object (or of its status), retried on conflicts like Kubernetes'. */
   @Override
   public void patch(io.capstan.api.server.v1.PatchRequest req, StreamObserver<RawObject> out) {
     answer(out, () -> {
@@ -391,7 +391,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
       String ns = namespaceOf(t, req.getRef());
       var statusField = t.prototype().getDescriptorForType().findFieldByName("status");
       return raw(store(t).guaranteedUpdate(ns, req.getRef().getName(), current -> {
-        Message patched = MergePatch.apply(current, req.getMergePatch());
+        Message patched = Patches.apply(current, req.getMergePatch(), req.getPatchType());
         ObjectMeta before = meta(current);
         ObjectMeta after = meta(patched);
         if (!after.getName().equals(before.getName()) || !after.getNamespace().equals(before.getNamespace())

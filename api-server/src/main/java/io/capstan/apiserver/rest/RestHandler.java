@@ -17,6 +17,7 @@ import io.capstan.api.server.v1.RawObject;
 import io.capstan.api.server.v1.ResourceRef;
 import io.capstan.api.server.v1.UpdateRequest;
 import io.capstan.apiserver.grpc.ApiServerService;
+import io.capstan.apiserver.grpc.Patches;
 import io.capstan.apiserver.registry.Registry;
 import io.capstan.apiserver.registry.ResourceType;
 import io.capstan.apiserver.storage.ApiException;
@@ -317,16 +318,15 @@ public final class RestHandler implements HttpServer.Handler {
   }
 
   private void patch(HttpCall ex, Target t) throws IOException {
-    String type = String.valueOf(ex.header("Content-Type"));
-    if (!type.startsWith("application/merge-patch+json") && !type.startsWith("application/strategic-merge-patch+json")) {
+    String type = String.valueOf(ex.header("Content-Type")).split(";")[0].trim();
+    if (!type.equals(Patches.MERGE) && !type.equals(Patches.STRATEGIC) && !type.equals(Patches.JSON_PATCH)) {
       throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
-          + "include: application/merge-patch+json, application/strategic-merge-patch+json", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+          + "include: " + Patches.JSON_PATCH + ", " + Patches.MERGE + ", " + Patches.STRATEGIC
+          + " (server-side apply, application/apply-patch+yaml, is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
-    // Applied to the object's protobuf JSON form (int64 fields accept numbers there; a bare
-    // IntOrString in a patch is not supported yet).
     String patch = new String(body(ex), StandardCharsets.UTF_8);
     RawObject o = call(obs -> service.patch(PatchRequest.newBuilder().setRef(ref(t)).setStatus(t.subresource().equals("status"))
-        .setMergePatch(patch).build(), obs));
+        .setMergePatch(patch).setPatchType(type).build(), obs));
     send(ex, 200, KubeJson.toJson(parse(t, o)));
   }
 

@@ -88,10 +88,24 @@ public final class WatchCache implements AutoCloseable {
     watchFrom(revision + 1);
   }
 
+  /**
+   * Opens the etcd watch. It runs in the root gRPC context: a cache is often created inside a
+   * request's handler, and a stream opened in that call's context would be cancelled as soon as
+   * the request completed.
+   */
   private void watchFrom(long start) {
     if (closed) {
       return;
     }
+    io.grpc.Context previous = io.grpc.Context.ROOT.attach();
+    try {
+      openWatch(start);
+    } finally {
+      io.grpc.Context.ROOT.detach(previous);
+    }
+  }
+
+  private void openWatch(long start) {
     StreamObserver<WatchRequest> req = WatchGrpc.newStub(etcd.channel()).watch(new StreamObserver<>() {
       @Override
       public void onNext(WatchResponse r) {

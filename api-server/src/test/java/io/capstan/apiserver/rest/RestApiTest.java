@@ -136,8 +136,12 @@ class RestApiTest {
         "{\"data\":{\"k2\":\"v2\"}}".getBytes(StandardCharsets.UTF_8));
     assertThat(patched.code()).isEqualTo(200);
     assertThat(patched.body().path("data").path("k2").asText()).isEqualTo("v2");
-    assertStatus(call("PATCH", path + "/crud", "application/json-patch+json", "[]".getBytes(StandardCharsets.UTF_8)),
+    assertStatus(call("PATCH", path + "/crud", "application/apply-patch+yaml", "data: {}".getBytes(StandardCharsets.UTF_8)),
         415, "UnsupportedMediaType");
+    Reply jsonPatched = call("PATCH", path + "/crud", "application/json-patch+json",
+        "[{\"op\":\"test\",\"path\":\"/data/k2\",\"value\":\"v2\"},{\"op\":\"remove\",\"path\":\"/data/k\"}]".getBytes(StandardCharsets.UTF_8));
+    assertThat(jsonPatched.code()).as(String.valueOf(jsonPatched.body())).isEqualTo(200);
+    assertThat(jsonPatched.body().path("data").has("k")).isFalse();
 
     assertThat(call("DELETE", path + "/crud", null, null).code()).isEqualTo(200);
     Reply gone = get(path + "/crud");
