@@ -105,7 +105,9 @@ class KubectlTest {
     Out created = kubectl("create", "-f", pod.toString());
     assertThat(created.code()).as(created.text()).isZero();
     assertThat(created.text()).contains("pod/web created");
-    assertThat(kubectl("get", "pods").text()).contains("web");
+    Out pods = kubectl("get", "pods");
+    assertThat(pods.text()).contains("web").containsPattern("NAME\\s+READY\\s+STATUS\\s+RESTARTS\\s+AGE")
+        .containsPattern("web\\s+0/1\\s+Pending\\s+0");
     Out yaml = kubectl("get", "pod", "web", "-o", "yaml");
     assertThat(yaml.text()).contains("restartPolicy: Always", "terminationGracePeriodSeconds: 30", "resourceVersion:", "containerPort: 80");
     assertThat(kubectl("get", "pods", "-l", "app=web", "-o", "json").text()).contains("\"name\": \"web\"");
@@ -151,6 +153,16 @@ class KubectlTest {
     Out jsonPatched = kubectl("patch", "deployment", "web", "--type=json", "-p", "[{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":1}]");
     assertThat(jsonPatched.code()).as(jsonPatched.text()).isZero();
     assertThat(kubectl("get", "deployment", "web", "-o", "jsonpath={.spec.replicas}").text()).isEqualTo("1");
+
+    // kubectl scale: a merge patch to the /scale subresource, or with a precondition GET + PUT of the Scale.
+    assertThat(kubectl("scale", "deployment", "web", "--replicas=3").text()).contains("deployment.apps/web scaled");
+    assertThat(kubectl("scale", "deployment", "web", "--replicas=5", "--current-replicas=3").text()).contains("scaled");
+    Out stale = kubectl("scale", "deployment", "web", "--replicas=2", "--current-replicas=3");
+    assertThat(stale.code()).isNotZero();
+    assertThat(stale.text()).contains("Expected replicas to be 3, was 5");
+    // Tables: the columns kubectl users know, wide ones with -o wide.
+    assertThat(kubectl("get", "deployments").text()).contains("READY", "UP-TO-DATE", "AVAILABLE").contains("0/5");
+    assertThat(kubectl("get", "deployment", "web", "-o", "wide").text()).contains("IMAGES", "nginx:1.28", "app=web");
 
     Path bad = manifest("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Pod}\nspec: {containers: [{name: c}]}\n");
     Out invalid = kubectl("create", "-f", bad.toString());

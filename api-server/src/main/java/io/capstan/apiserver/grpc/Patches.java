@@ -61,15 +61,7 @@ public final class Patches {
 
   /** Applies {@code patch} of {@code type} (one of the constants; empty means merge) to {@code target}. */
   public static Message apply(Message target, String patch, String type) {
-    JsonNode patchNode;
-    try {
-      patchNode = KubeJson.JSON.readTree(patch);
-    } catch (IOException e) {
-      throw ApiException.badRequest("the patch is not valid JSON: " + e.getMessage());
-    }
-    if (patchNode == null) {
-      throw ApiException.badRequest("the patch is empty");
-    }
+    JsonNode patchNode = read(patch);
     ObjectNode doc = KubeJson.toJson(target);
     JsonNode patched = switch (type.isEmpty() ? MERGE : type) {
       case MERGE -> merge(doc, requireObject(patchNode, "a merge patch"));
@@ -83,6 +75,32 @@ public final class Patches {
     } catch (ApiException e) {
       throw new ApiException(422, "Invalid", "the patched object is invalid: " + e.getMessage(),
           io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    }
+  }
+
+  /**
+   * Applies a patch to a JSON document that has no message type (a Scale): a strategic merge
+   * patch then merges like a merge patch, as there are no lists to merge by key.
+   */
+  public static JsonNode applyToJson(ObjectNode doc, String patch, String type) {
+    JsonNode patchNode = read(patch);
+    return switch (type.isEmpty() ? MERGE : type) {
+      case MERGE, STRATEGIC -> merge(doc, stripDirectives(requireObject(patchNode, "a merge patch")));
+      case JSON_PATCH -> jsonPatch(doc, patchNode);
+      default -> throw new ApiException(415, "UnsupportedMediaType", "unsupported patch type " + type,
+          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    };
+  }
+
+  private static JsonNode read(String patch) {
+    try {
+      JsonNode n = KubeJson.JSON.readTree(patch);
+      if (n == null || n.isMissingNode()) {
+        throw ApiException.badRequest("the patch is empty");
+      }
+      return n;
+    } catch (IOException e) {
+      throw ApiException.badRequest("the patch is not valid JSON: " + e.getMessage());
     }
   }
 

@@ -15,6 +15,13 @@ import java.util.List;
 public record ResourceType(String group, String version, String resource, String kind, String singular,
     List<String> shortNames, boolean namespaced, boolean hasStatus, Message prototype) {
 
+  /** Whether the kind has {@code spec.replicas}, and so a {@code /scale} subresource (an autoscaling/v1 Scale). */
+  public boolean scalable() {
+    var spec = prototype.getDescriptorForType().findFieldByName("spec");
+    return spec != null && spec.getJavaType() == com.google.protobuf.Descriptors.FieldDescriptor.JavaType.MESSAGE
+        && spec.getMessageType().findFieldByName("replicas") != null;
+  }
+
   /** "v1" for core, else "group/version", as in an object's apiVersion. */
   public String apiVersion() {
     return group.isEmpty() ? version : group + "/" + version;

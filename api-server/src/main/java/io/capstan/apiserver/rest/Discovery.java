@@ -71,6 +71,11 @@ final class Discovery {
         list.addObject().put("name", t.resource() + "/status").put("singularName", "").put("namespaced", t.namespaced())
             .put("kind", t.kind()).putArray("verbs").add("get").add("patch").add("update");
       }
+      if (t.scalable()) {
+        list.addObject().put("name", t.resource() + "/scale").put("singularName", "").put("namespaced", t.namespaced())
+            .put("group", "autoscaling").put("version", "v1").put("kind", "Scale")
+            .putArray("verbs").add("get").add("patch").add("update");
+      }
       if (t.resource().equals("pods")) {
         list.addObject().put("name", "pods/binding").put("singularName", "").put("namespaced", true)
             .put("kind", "Binding").putArray("verbs").add("create");

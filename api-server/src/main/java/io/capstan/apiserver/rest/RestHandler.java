@@ -151,7 +151,7 @@ public final class RestHandler implements HttpServer.Handler {
     Target t = target(group, version, s, rest);
     boolean allowed = switch (t.subresource()) {
       case "binding" -> ex.method().equals("POST");
-      case "status" -> !ex.method().equals("POST") && !ex.method().equals("DELETE");
+      case "status", "scale" -> !ex.method().equals("POST") && !ex.method().equals("DELETE");
       default -> true;
     };
     if (!allowed) {
@@ -185,7 +185,7 @@ public final class RestHandler implements HttpServer.Handler {
     String name = s.length > i + 1 ? s[i + 1] : "";
     String sub = s.length > i + 2 ? s[i + 2] : "";
     boolean knownSub = sub.isEmpty() || (sub.equals("status") && type.hasStatus())
-        || (sub.equals("binding") && type.resource().equals("pods"));
+        || (sub.equals("binding") && type.resource().equals("pods")) || (sub.equals("scale") && type.scalable());
     if (s.length > i + 3 || !knownSub) {
       throw new ApiException(404, "NotFound", "the server could not find the requested resource",
           io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
@@ -206,15 +206,29 @@ public final class RestHandler implements HttpServer.Handler {
       watch(ex, t, q);
       return;
     }
+    boolean table = Tables.wanted(ex.header("Accept"));
+    String include = q.getOrDefault("includeObject", "");
     if (!t.name().isEmpty()) {
       RawObject o = call(obs -> service.get(GetRequest.newBuilder().setRef(ref(t)).build(), obs));
-      send(ex, 200, KubeJson.toJson(parse(t, o)));
+      Message m = parse(t, o);
+      if (t.subresource().equals("scale")) {
+        send(ex, 200, scale(m));
+        return;
+      }
+      send(ex, 200, table ? Tables.table(t.type(), java.util.List.of(m), "", "", include, java.time.Instant.now()) : KubeJson.toJson(m));
       return;
     }
     ListResponse list = call(obs -> service.list(ListRequest.newBuilder().setRef(ref(t))
         .setLabelSelector(q.getOrDefault("labelSelector", "")).setFieldSelector(q.getOrDefault("fieldSelector", ""))
         .setLimit(parseLong(q.getOrDefault("limit", "0"))).setContinue(q.getOrDefault("continue", ""))
         .setResourceVersion(q.getOrDefault("resourceVersion", "")).build(), obs));
+    if (table) {
+      java.util.List<Message> objects = new java.util.ArrayList<>();
+      list.getItemsList().forEach(o -> objects.add(parse(t, o)));
+      send(ex, 200, Tables.table(t.type(), objects, list.getMetadata().getResourceVersion(), list.getMetadata().getContinue(),
+          include, java.time.Instant.now()));
+      return;
+    }
     ObjectNode out = KubeJson.JSON.createObjectNode().put("kind", t.type().kind() + "List").put("apiVersion", t.type().apiVersion());
     ObjectNode meta = out.putObject("metadata").put("resourceVersion", list.getMetadata().getResourceVersion());
     if (!list.getMetadata().getContinue().isEmpty()) {
@@ -239,6 +253,8 @@ public final class RestHandler implements HttpServer.Handler {
     boolean bookmarks = "true".equals(q.get("allowWatchBookmarks"));
     long timeout = Math.max(1, Math.min(parseLong(q.getOrDefault("timeoutSeconds", "1800")), 3600));
     String rv = q.getOrDefault("resourceVersion", "");
+    boolean table = Tables.wanted(ex.header("Accept"));
+    String include = q.getOrDefault("includeObject", "");
     HttpCall.Stream stream = ex.stream(200, "application/json");
     Runnable cancel;
     try {
@@ -249,7 +265,7 @@ public final class RestHandler implements HttpServer.Handler {
               stream.end();
               return false;
             }
-            return stream.write(event(e));
+            return stream.write(table ? tableEvent(t, e, include) : event(e));
           });
     } catch (ApiException e) {
       stream.write(errorEvent(e));
@@ -272,6 +288,43 @@ public final class RestHandler implements HttpServer.Handler {
     ObjectNode ev = KubeJson.JSON.createObjectNode().put("type", e.type());
     ev.set("object", KubeJson.toJson(e.object()));
     return line(ev);
+  }
+
+  /** A watch event whose object is a one-row Table, for a client that watches as Tables (kubectl get -w). */
+  private static byte[] tableEvent(Target t, WatchCache.ObjectEvent e, String include) {
+    ObjectNode ev = KubeJson.JSON.createObjectNode().put("type", e.type());
+    ev.set("object", Tables.table(t.type(), java.util.List.of(e.object()), Long.toString(e.revision()), "", include,
+        java.time.Instant.now()));
+    return line(ev);
+  }
+
+  /** The autoscaling/v1 Scale of a scalable object: its desired and current replicas and its pod selector. */
+  private static ObjectNode scale(Message m) {
+    ObjectNode json = KubeJson.toJson(m);
+    ObjectNode out = KubeJson.JSON.createObjectNode().put("kind", "Scale").put("apiVersion", "autoscaling/v1");
+    ObjectNode meta = out.putObject("metadata");
+    for (String f : new String[] {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}) {
+      if (json.path("metadata").has(f)) {
+        meta.set(f, json.path("metadata").get(f));
+      }
+    }
+    out.putObject("spec").put("replicas", json.path("spec").path("replicas").asInt(0));
+    java.util.List<String> selector = new java.util.ArrayList<>();
+    json.path("spec").path("selector").path("matchLabels").fields()
+        .forEachRemaining(e -> selector.add(e.getKey() + "=" + e.getValue().asText()));
+    out.putObject("status").put("replicas", json.path("status").path("replicas").asInt(0)).put("selector", String.join(",", selector));
+    return out;
+  }
+
+  private static ApiException invalidScale(Target t, String value) {
+    return new ApiException(422, "Invalid", "Scale.autoscaling \"" + t.name() + "\" is invalid: spec.replicas: Invalid value: "
+        + value + ": must be greater than or equal to 0", io.capstan.api.meta.v1.StatusDetails.newBuilder().setName(t.name())
+        .setKind("Scale").addCauses(io.capstan.api.meta.v1.StatusCause.newBuilder().setReason("FieldValueInvalid")
+            .setField("spec.replicas").setMessage("Invalid value: " + value + ": must be greater than or equal to 0")).build());
+  }
+
+  private static io.capstan.api.meta.v1.ObjectMeta meta(Message m) {
+    return (io.capstan.api.meta.v1.ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
   }
 
   private static byte[] errorEvent(ApiException e) {
@@ -311,6 +364,23 @@ public final class RestHandler implements HttpServer.Handler {
   }
 
   private void put(HttpCall ex, Target t) throws IOException {
+    if (t.subresource().equals("scale")) {
+      JsonNode scale = document(ex);
+      JsonNode replicas = scale.path("spec").path("replicas");
+      if (!replicas.canConvertToInt() || replicas.asInt() < 0) {
+        throw invalidScale(t, replicas.toString());
+      }
+      Message current = parse(t, call(obs -> service.get(GetRequest.newBuilder().setRef(ref(t)).build(), obs)));
+      ObjectNode json = KubeJson.toJson(current);
+      ((ObjectNode) json.path("spec")).put("replicas", replicas.asInt());
+      String rv = scale.path("metadata").path("resourceVersion").asText("");
+      ((ObjectNode) json.path("metadata")).put("resourceVersion", rv.isEmpty() ? meta(current).getResourceVersion() : rv);
+      Message next = KubeJson.fromJson(json, t.type().prototype());
+      RawObject o = call(obs -> service.update(UpdateRequest.newBuilder().setRef(ref(t))
+          .setObject(RawObject.newBuilder().setData(next.toByteString())).build(), obs));
+      send(ex, 200, scale(parse(t, o)));
+      return;
+    }
     Message obj = KubeJson.fromJson(document(ex), t.type().prototype());
     UpdateRequest req = UpdateRequest.newBuilder().setRef(ref(t)).setObject(RawObject.newBuilder().setData(obj.toByteString())).build();
     RawObject o = t.subresource().equals("status") ? call(obs -> service.updateStatus(req, obs)) : call(obs -> service.update(req, obs));
@@ -325,6 +395,17 @@ public final class RestHandler implements HttpServer.Handler {
           + " (server-side apply, application/apply-patch+yaml, is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
     String patch = new String(body(ex), StandardCharsets.UTF_8);
+    if (t.subresource().equals("scale")) {
+      Message current = parse(t, call(obs -> service.get(GetRequest.newBuilder().setRef(ref(t)).build(), obs)));
+      JsonNode replicas = Patches.applyToJson(scale(current), patch, type).path("spec").path("replicas");
+      if (!replicas.canConvertToInt() || replicas.asInt() < 0) {
+        throw invalidScale(t, replicas.toString());
+      }
+      RawObject o = call(obs -> service.patch(PatchRequest.newBuilder().setRef(ref(t))
+          .setMergePatch("{\"spec\":{\"replicas\":" + replicas.asInt() + "}}").setPatchType(Patches.MERGE).build(), obs));
+      send(ex, 200, scale(parse(t, o)));
+      return;
+    }
     RawObject o = call(obs -> service.patch(PatchRequest.newBuilder().setRef(ref(t)).setStatus(t.subresource().equals("status"))
         .setMergePatch(patch).setPatchType(type).build(), obs));
     send(ex, 200, KubeJson.toJson(parse(t, o)));

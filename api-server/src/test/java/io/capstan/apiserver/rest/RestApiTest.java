@@ -381,6 +381,43 @@ class RestApiTest {
   }
 
   @Test
+  void tablesAndTheScaleSubresource() throws Exception {
+    String deployments = "/apis/apps/v1/namespaces/default/deployments";
+    assertThat(call("POST", deployments, "application/yaml", MANIFESTS.get("Deployment").replace("name: d}", "name: scaled}")
+        .getBytes(StandardCharsets.UTF_8)).code()).isEqualTo(201);
+    HttpResponse<byte[]> t = http.send(HttpRequest.newBuilder(URI.create(base + deployments))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json").build(), HttpResponse.BodyHandlers.ofByteArray());
+    JsonNode table = JSON.readTree(t.body());
+    assertThat(table.path("kind").asText()).isEqualTo("Table");
+    assertThat(table.path("columnDefinitions").findValuesAsText("name")).startsWith("Name", "Ready", "Up-to-date", "Available", "Age");
+    JsonNode row = null;
+    for (JsonNode r : table.path("rows")) {
+      if (r.path("object").path("metadata").path("name").asText().equals("scaled")) {
+        row = r;
+      }
+    }
+    assertThat(row).isNotNull();
+    assertThat(row.path("cells").get(1).asText()).isEqualTo("0/1");
+    assertThat(row.path("object").path("kind").asText()).isEqualTo("PartialObjectMetadata");
+
+    Reply scale = get(deployments + "/scaled/scale");
+    assertThat(scale.body().path("kind").asText()).isEqualTo("Scale");
+    assertThat(scale.body().path("apiVersion").asText()).isEqualTo("autoscaling/v1");
+    assertThat(scale.body().path("spec").path("replicas").asInt()).isEqualTo(1);
+    assertThat(scale.body().path("status").path("selector").asText()).isEqualTo("app=d");
+    Reply patched = call("PATCH", deployments + "/scaled/scale", "application/merge-patch+json",
+        "{\"spec\":{\"replicas\":4}}".getBytes(StandardCharsets.UTF_8));
+    assertThat(patched.body().path("spec").path("replicas").asInt()).isEqualTo(4);
+    assertThat(get(deployments + "/scaled").body().path("spec").path("replicas").asInt()).isEqualTo(4);
+    com.fasterxml.jackson.databind.node.ObjectNode stale = scale.body().deepCopy();
+    ((com.fasterxml.jackson.databind.node.ObjectNode) stale.path("spec")).put("replicas", 2);
+    assertStatus(call("PUT", deployments + "/scaled/scale", "application/json", JSON.writeValueAsBytes(stale)), 409, "Conflict");
+    assertStatus(call("PATCH", deployments + "/scaled/scale", "application/merge-patch+json",
+        "{\"spec\":{\"replicas\":-1}}".getBytes(StandardCharsets.UTF_8)), 422, "Invalid");
+    assertStatus(get("/api/v1/namespaces/default/configmaps/x/scale"), 404, "NotFound");
+  }
+
+  @Test
   void updatesKeepServerFieldsCountGenerationsAndRefuseImmutableChanges() throws Exception {
     String deployments = "/apis/apps/v1/namespaces/default/deployments";
     Reply created = call("POST", deployments, "application/yaml", MANIFESTS.get("Deployment").replace("name: d}", "name: gen}")
