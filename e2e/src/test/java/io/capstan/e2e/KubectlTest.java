@@ -169,6 +169,18 @@ class KubectlTest {
     assertThat(invalid.code()).isNotZero();
     assertThat(invalid.text()).contains("is invalid").contains("metadata.name").contains("spec.containers[0].image: Required value");
 
+    // kubectl asks the server to validate fields (?fieldValidation=Strict): a typo is an error,
+    // a warning with --validate=warn.
+    Path typo = manifest("typo.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\n"
+        + "spec: {containers: [{name: c, image: busybox, imagee: x}]}\n");
+    Out strict = kubectl("create", "-f", typo.toString());
+    assertThat(strict.code()).isNotZero();
+    assertThat(strict.text()).contains("strict decoding error: unknown field \"spec.containers[0].imagee\"");
+    Out warned = kubectl("create", "-f", typo.toString(), "--validate=warn");
+    assertThat(warned.code()).as(warned.text()).isZero();
+    assertThat(warned.text()).contains("Warning: unknown field \"spec.containers[0].imagee\"").contains("pod/typo created");
+    assertThat(kubectl("delete", "pod", "typo").code()).isZero();
+
     Out deleted = kubectl("delete", "pod", "web");
     assertThat(deleted.code()).as(deleted.text()).isZero();
     assertThat(kubectl("get", "pods").text()).contains("No resources found");

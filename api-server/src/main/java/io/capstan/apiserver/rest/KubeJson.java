@@ -134,4 +134,51 @@ public final class KubeJson {
       }
     }
   }
+
+  /**
+   * The paths of fields in {@code node} that {@code d} does not have ("spec.containers[0].imagee"),
+   * for server-side field validation. Patch directives ("$patch", "$setElementOrder/...") are not
+   * fields and are skipped.
+   */
+  public static java.util.List<String> unknownFields(JsonNode node, Descriptor d) {
+    java.util.List<String> out = new java.util.ArrayList<>();
+    unknownFields(node, d, "", out);
+    return out;
+  }
+
+  private static void unknownFields(JsonNode node, Descriptor d, String path, java.util.List<String> out) {
+    if (node == null || !node.isObject()) {
+      return;
+    }
+    node.fields().forEachRemaining(e -> {
+      String k = e.getKey();
+      if (k.startsWith("$")) {
+        return;
+      }
+      FieldDescriptor f = d.findFieldByName(k);
+      for (FieldDescriptor c : d.getFields()) {
+        if (c.getJsonName().equals(k)) {
+          f = c;
+        }
+      }
+      String at = path.isEmpty() ? k : path + "." + k;
+      JsonNode v = e.getValue();
+      if (f == null) {
+        out.add(at);
+      } else if (f.isMapField()) {
+        FieldDescriptor value = f.getMessageType().findFieldByName("value");
+        if (value.getJavaType() == FieldDescriptor.JavaType.MESSAGE && v.isObject()) {
+          v.fields().forEachRemaining(x -> unknownFields(x.getValue(), value.getMessageType(), at + "[" + x.getKey() + "]", out));
+        }
+      } else if (f.getJavaType() == FieldDescriptor.JavaType.MESSAGE && !isIntOrString(f)) {
+        if (f.isRepeated() && v.isArray()) {
+          for (int i = 0; i < v.size(); i++) {
+            unknownFields(v.get(i), f.getMessageType(), at + "[" + i + "]", out);
+          }
+        } else {
+          unknownFields(v, f.getMessageType(), at, out);
+        }
+      }
+    });
+  }
 }

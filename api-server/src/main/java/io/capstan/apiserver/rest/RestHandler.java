@@ -160,9 +160,9 @@ public final class RestHandler implements HttpServer.Handler {
     }
     switch (ex.method()) {
       case "GET" -> get(ex, t, q);
-      case "POST" -> post(ex, t);
-      case "PUT" -> put(ex, t);
-      case "PATCH" -> patch(ex, t);
+      case "POST" -> post(ex, t, q);
+      case "PUT" -> put(ex, t, q);
+      case "PATCH" -> patch(ex, t, q);
       case "DELETE" -> delete(ex, t, q);
       default -> throw new ApiException(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
           io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
@@ -298,6 +298,33 @@ public final class RestHandler implements HttpServer.Handler {
     return line(ev);
   }
 
+  /**
+   * Server-side field validation ({@code ?fieldValidation=}), which kubectl asks for instead of
+   * validating against the OpenAPI document itself: fields the kind does not have fail the request
+   * with {@code Strict}, come back as {@code Warning} headers with {@code Warn} (the default, as
+   * in Kubernetes), and are dropped silently with {@code Ignore}.
+   */
+  private static void validateFields(HttpCall ex, Target t, JsonNode body, Map<String, String> q) {
+    String mode = q.getOrDefault("fieldValidation", "Warn");
+    if (!mode.equals("Strict") && !mode.equals("Warn") && !mode.equals("Ignore")) {
+      throw ApiException.badRequest("fieldValidation must be one of Strict, Warn or Ignore, not \"" + mode + "\"");
+    }
+    if (mode.equals("Ignore") || t.subresource().equals("scale") || t.subresource().equals("binding")) {
+      return;
+    }
+    java.util.List<String> unknown = KubeJson.unknownFields(body, t.type().prototype().getDescriptorForType());
+    if (unknown.isEmpty()) {
+      return;
+    }
+    java.util.List<String> messages = unknown.stream().map(f -> "unknown field \"" + f + "\"").toList();
+    if (mode.equals("Strict")) {
+      throw ApiException.badRequest(t.type().kind() + " in version \"" + t.type().version() + "\" cannot be handled as a "
+          + t.type().kind() + ": strict decoding error: " + String.join(", ", messages));
+    }
+    ex.responseHeader("Warning", String.join(", ", messages.stream()
+        .map(m -> "299 - \"" + m.replace("\\", "\\\\").replace("\"", "\\\"") + "\"").toList()));
+  }
+
   /** The autoscaling/v1 Scale of a scalable object: its desired and current replicas and its pod selector. */
   private static ObjectNode scale(Message m) {
     ObjectNode json = KubeJson.toJson(m);
@@ -344,7 +371,7 @@ public final class RestHandler implements HttpServer.Handler {
     }
   }
 
-  private void post(HttpCall ex, Target t) throws IOException {
+  private void post(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     if (!t.name().isEmpty() && t.subresource().isEmpty()) {
       throw new ApiException(405, "MethodNotAllowed", "POST is not supported on a named " + t.type().kind()
           + "; create through the collection, change through PUT or PATCH", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
@@ -357,13 +384,14 @@ public final class RestHandler implements HttpServer.Handler {
       send(ex, 201, KubeJson.toJson(parse(t, o)));
       return;
     }
+    validateFields(ex, t, body, q);
     Message obj = KubeJson.fromJson(body, t.type().prototype());
     RawObject o = call(obs -> service.create(CreateRequest.newBuilder().setRef(ref(t))
         .setObject(RawObject.newBuilder().setData(obj.toByteString())).build(), obs));
     send(ex, 201, KubeJson.toJson(parse(t, o)));
   }
 
-  private void put(HttpCall ex, Target t) throws IOException {
+  private void put(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     if (t.subresource().equals("scale")) {
       JsonNode scale = document(ex);
       JsonNode replicas = scale.path("spec").path("replicas");
@@ -381,13 +409,15 @@ public final class RestHandler implements HttpServer.Handler {
       send(ex, 200, scale(parse(t, o)));
       return;
     }
-    Message obj = KubeJson.fromJson(document(ex), t.type().prototype());
+    JsonNode doc = document(ex);
+    validateFields(ex, t, doc, q);
+    Message obj = KubeJson.fromJson(doc, t.type().prototype());
     UpdateRequest req = UpdateRequest.newBuilder().setRef(ref(t)).setObject(RawObject.newBuilder().setData(obj.toByteString())).build();
     RawObject o = t.subresource().equals("status") ? call(obs -> service.updateStatus(req, obs)) : call(obs -> service.update(req, obs));
     send(ex, 200, KubeJson.toJson(parse(t, o)));
   }
 
-  private void patch(HttpCall ex, Target t) throws IOException {
+  private void patch(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     String type = String.valueOf(ex.header("Content-Type")).split(";")[0].trim();
     if (!type.equals(Patches.MERGE) && !type.equals(Patches.STRATEGIC) && !type.equals(Patches.JSON_PATCH)) {
       throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
@@ -405,6 +435,13 @@ public final class RestHandler implements HttpServer.Handler {
           .setMergePatch("{\"spec\":{\"replicas\":" + replicas.asInt() + "}}").setPatchType(Patches.MERGE).build(), obs));
       send(ex, 200, scale(parse(t, o)));
       return;
+    }
+    if (!type.equals(Patches.JSON_PATCH)) {
+      try {
+        validateFields(ex, t, KubeJson.JSON.readTree(patch), q);
+      } catch (com.fasterxml.jackson.core.JacksonException malformed) {
+        // the patch itself reports it
+      }
     }
     RawObject o = call(obs -> service.patch(PatchRequest.newBuilder().setRef(ref(t)).setStatus(t.subresource().equals("status"))
         .setMergePatch(patch).setPatchType(type).build(), obs));

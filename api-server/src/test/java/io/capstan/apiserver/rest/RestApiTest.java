@@ -167,6 +167,11 @@ class RestApiTest {
     assertThat(get("/api/v1/namespaces/x").code()).isEqualTo(404);
     assertStatus(call("POST", path, "application/vnd.kubernetes.protobuf", new byte[] {1, 2, 3}), 415, "UnsupportedMediaType");
     assertStatus(post("/api/v1/namespaces/missing/configmaps", configMap("orphan", "a")), 404, "NotFound");
+    String typo = configMap("typo", "a").replace("\"data\"", "\"dat\"");
+    Reply strict = post(path + "?fieldValidation=Strict", typo);
+    assertStatus(strict, 400, "BadRequest");
+    assertThat(strict.body().path("message").asText()).contains("strict decoding error: unknown field \"dat\"");
+    assertStatus(post(path + "?fieldValidation=Loose", configMap("typo", "a")), 400, "BadRequest");
 
     // A body over the limit is refused before it is parsed, and the server goes on serving.
     String big = configMap("huge", "a").replace("\"k\":\"v\"", "\"k\":\"" + "x".repeat(RestHandler.MAX_BODY) + "\"");
@@ -177,7 +182,7 @@ class RestApiTest {
     assertThat(tooLarge.code()).as(String.valueOf(tooLarge.body())).isBetween(400, 499);
     assertThat(tooLarge.body().path("kind").asText()).isEqualTo("Status");
 
-    for (String name : List.of("Not_A_Name", "elsewhere", "huge", "large", "named")) {
+    for (String name : List.of("Not_A_Name", "elsewhere", "huge", "large", "named", "typo")) {
       assertStatus(get(path + "/" + name), 404, "NotFound");
     }
     assertThat(get("/healthz").code()).isEqualTo(200);
