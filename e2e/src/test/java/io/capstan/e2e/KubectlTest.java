@@ -169,6 +169,15 @@ class KubectlTest {
     assertThat(invalid.code()).isNotZero();
     assertThat(invalid.text()).contains("is invalid").contains("metadata.name").contains("spec.containers[0].image: Required value");
 
+    // Server-side apply: creates, then merges what the configuration names.
+    Path ssa = manifest("ssa.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa, labels: {a: '1'}}\ndata: {k: v}\n");
+    Out ssaCreated = kubectl("apply", "--server-side", "-f", ssa.toString());
+    assertThat(ssaCreated.code()).as(ssaCreated.text()).isZero();
+    assertThat(ssaCreated.text()).contains("configmap/ssa serverside-applied");
+    Files.writeString(ssa, Files.readString(ssa).replace("k: v", "k: w, k2: x"));
+    assertThat(kubectl("apply", "--server-side", "-f", ssa.toString()).code()).isZero();
+    assertThat(kubectl("get", "configmap", "ssa", "-o", "jsonpath={.data.k} {.data.k2} {.metadata.labels.a}").text()).isEqualTo("w x 1");
+
     // kubectl asks the server to validate fields (?fieldValidation=Strict): a typo is an error,
     // a warning with --validate=warn.
     Path typo = manifest("typo.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\n"

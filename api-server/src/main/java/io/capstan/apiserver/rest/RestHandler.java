@@ -47,6 +47,7 @@ public final class RestHandler implements HttpServer.Handler {
   public static final int MAX_BODY = 3 * 1024 * 1024;
   /** How often a watch that allows bookmarks gets one when nothing else happens. */
   private static final Duration REST_BOOKMARK_PERIOD = Duration.ofSeconds(10);
+  private static final String APPLY = "application/apply-patch+yaml";
   private static final com.fasterxml.jackson.dataformat.yaml.YAMLMapper YAML = com.fasterxml.jackson.dataformat.yaml.YAMLMapper.builder()
       .disable(com.fasterxml.jackson.dataformat.yaml.YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
       .enable(com.fasterxml.jackson.dataformat.yaml.YAMLGenerator.Feature.MINIMIZE_QUOTES).build();
@@ -299,6 +300,49 @@ public final class RestHandler implements HttpServer.Handler {
   }
 
   /**
+   * Server-side apply ({@code kubectl apply --server-side}), without field ownership: the applied
+   * configuration creates the object if it is missing, else is merged into it as a strategic
+   * merge patch (lists by their merge keys). Unlike Kubernetes, no managedFields are kept, so
+   * fields dropped from the configuration stay set and appliers never conflict.
+   */
+  private void apply(HttpCall ex, Target t, Map<String, String> q) throws IOException {
+    if (q.getOrDefault("fieldManager", "").isEmpty()) {
+      throw ApiException.badRequest("PATCH, application/apply-patch+yaml requires fieldManager parameter");
+    }
+    JsonNode config;
+    try {
+      config = YAML.readTree(body(ex));
+    } catch (com.fasterxml.jackson.core.JacksonException e) {
+      throw ApiException.badRequest("the applied configuration is not valid YAML: " + e.getOriginalMessage());
+    }
+    if (config == null || !config.isObject()) {
+      throw ApiException.badRequest("the applied configuration must be an object");
+    }
+    if (!config.path("kind").asText().equals(t.type().kind()) || !config.path("apiVersion").asText().equals(t.type().apiVersion())) {
+      throw ApiException.badRequest("the applied configuration must name apiVersion " + t.type().apiVersion() + " and kind "
+          + t.type().kind());
+    }
+    validateFields(ex, t, config, q);
+    ObjectNode withName = ((ObjectNode) config).deepCopy();
+    ((ObjectNode) withName.with("metadata")).put("name", t.name());
+    RawObject o;
+    int code = 200;
+    try {
+      o = call(obs -> service.patch(PatchRequest.newBuilder().setRef(ref(t)).setMergePatch(withName.toString())
+          .setPatchType(Patches.STRATEGIC).build(), obs));
+    } catch (StatusRuntimeException e) {
+      if (fromGrpc(e).code() != 404) {
+        throw e;
+      }
+      Message obj = KubeJson.fromJson(withName, t.type().prototype());
+      o = call(obs -> service.create(CreateRequest.newBuilder().setRef(ref(t).toBuilder().setName(""))
+          .setObject(RawObject.newBuilder().setData(obj.toByteString())).build(), obs));
+      code = 201;
+    }
+    send(ex, code, KubeJson.toJson(parse(t, o)));
+  }
+
+  /**
    * Server-side field validation ({@code ?fieldValidation=}), which kubectl asks for instead of
    * validating against the OpenAPI document itself: fields the kind does not have fail the request
    * with {@code Strict}, come back as {@code Warning} headers with {@code Warn} (the default, as
@@ -419,10 +463,14 @@ public final class RestHandler implements HttpServer.Handler {
 
   private void patch(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     String type = String.valueOf(ex.header("Content-Type")).split(";")[0].trim();
+    if (type.equals(APPLY) && t.subresource().isEmpty()) {
+      apply(ex, t, q);
+      return;
+    }
     if (!type.equals(Patches.MERGE) && !type.equals(Patches.STRATEGIC) && !type.equals(Patches.JSON_PATCH)) {
       throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
           + "include: " + Patches.JSON_PATCH + ", " + Patches.MERGE + ", " + Patches.STRATEGIC
-          + " (server-side apply, application/apply-patch+yaml, is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+          + ", " + APPLY + " (on objects, not subresources)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
     }
     String patch = new String(body(ex), StandardCharsets.UTF_8);
     if (t.subresource().equals("scale")) {

@@ -136,8 +136,10 @@ class RestApiTest {
         "{\"data\":{\"k2\":\"v2\"}}".getBytes(StandardCharsets.UTF_8));
     assertThat(patched.code()).isEqualTo(200);
     assertThat(patched.body().path("data").path("k2").asText()).isEqualTo("v2");
-    assertStatus(call("PATCH", path + "/crud", "application/apply-patch+yaml", "data: {}".getBytes(StandardCharsets.UTF_8)),
+    assertStatus(call("PATCH", path + "/crud", "text/plain", "data: {}".getBytes(StandardCharsets.UTF_8)),
         415, "UnsupportedMediaType");
+    assertStatus(call("PATCH", path + "/crud", "application/apply-patch+yaml", "data: {}".getBytes(StandardCharsets.UTF_8)),
+        400, "BadRequest"); // server-side apply needs a fieldManager
     Reply jsonPatched = call("PATCH", path + "/crud", "application/json-patch+json",
         "[{\"op\":\"test\",\"path\":\"/data/k2\",\"value\":\"v2\"},{\"op\":\"remove\",\"path\":\"/data/k\"}]".getBytes(StandardCharsets.UTF_8));
     assertThat(jsonPatched.code()).as(String.valueOf(jsonPatched.body())).isEqualTo(200);

@@ -34,12 +34,24 @@ public final class HttpCall {
   private final HttpHeaders headers;
   private final byte[] body;
   private final boolean keepAlive;
+  private final boolean unreadInput;
   private final IntConsumer done;
   private final AtomicBoolean answered = new AtomicBoolean();
   private final java.util.Map<String, String> responseHeaders = new java.util.concurrent.ConcurrentHashMap<>();
 
   HttpCall(Channel channel, HttpMethod method, String uri, HttpHeaders headers, byte[] body, boolean keepAlive,
       IntConsumer done) {
+    this(channel, method, uri, headers, body, keepAlive, false, done);
+  }
+
+  /**
+   * @param unreadInput the request was refused before it was read to its end (a body too large):
+   *     after the response the connection is half-closed and the rest of the input discarded, as
+   *     closing it with input unread would reset it and could destroy the response on its way
+   */
+  HttpCall(Channel channel, HttpMethod method, String uri, HttpHeaders headers, byte[] body, boolean keepAlive,
+      boolean unreadInput, IntConsumer done) {
+    this.unreadInput = unreadInput;
     this.channel = channel;
     this.method = method;
     this.uri = uri;
@@ -130,7 +142,12 @@ public final class HttpCall {
 
   private void finish(io.netty.channel.ChannelFuture written, int code) {
     written.addListener(f -> done.accept(code));
-    if (!keepAlive) {
+    if (!keepAlive && unreadInput && channel instanceof io.netty.channel.socket.SocketChannel socket) {
+      written.addListener(f -> {
+        socket.shutdownOutput();
+        socket.eventLoop().schedule(() -> socket.close(), 10, java.util.concurrent.TimeUnit.SECONDS);
+      });
+    } else if (!keepAlive) {
       written.addListener(ChannelFutureListener.CLOSE);
     }
   }

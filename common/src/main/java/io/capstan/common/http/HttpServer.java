@@ -216,7 +216,7 @@ public final class HttpServer implements AutoCloseable {
     void refuse(Channel ch, HttpRequest r, int code, String message) {
       refused = true;
       HttpCall call = new HttpCall(ch, r.method() == null ? HttpMethod.GET : r.method(), r.uri() == null ? "/" : r.uri(),
-          r.headers() == null ? EmptyHttpHeaders.INSTANCE : r.headers().copy(), new byte[0], false, c -> { });
+          r.headers() == null ? EmptyHttpHeaders.INSTANCE : r.headers().copy(), new byte[0], false, true, c -> { });
       LOG.info("refusing HTTP request {} {} from {}: {} {}", call.method(), call.uri(), ch.remoteAddress(), code, message);
       metrics.meter("http_responses_" + code).mark();
       executor.execute(() -> {
