@@ -81,6 +81,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("kvstore_watchers", (Gauge<Integer>) hub::watcherCount);
     m.register("raft_term", (Gauge<Long>) raft::term);
     m.register("raft_proposal_batch_size", raft.proposalBatchSizes());
+    m.register("raft_read_barrier_batch_size", raft.readBarrierBatchSizes());
     m.register("raft_proposals_queued", (Gauge<Integer>) raft::proposalsQueued);
     m.register("raft_is_leader", (Gauge<Integer>) () -> raft.isLeader() ? 1 : 0);
     m.register("raft_has_leader", (Gauge<Integer>) () -> raft.hasLeader() ? 1 : 0);

@@ -82,6 +82,7 @@ public final class RaftNode implements AutoCloseable {
    * ~2,650 puts/s, 2 ~2,000 and 4 or 8 ~1,650 (bigger batches beat more overlap, as each entry
    * costs CPU on every member). The leader still pipelines: each member has its own entry.
    */
+  private final ReadBarriers readBarriers = new ReadBarriers(this::readIndexRound);
   private final ProposalBatcher batcher = new ProposalBatcher(this::replicate,
       Integer.getInteger("capstan.propose.max-in-flight", 1), 1024 * 1024, 512);
 
@@ -357,9 +358,19 @@ public final class RaftNode implements AutoCloseable {
    * a read made afterwards is linearizable.
    */
   public CompletableFuture<Void> readBarrier() {
+    return readBarriers.await();
+  }
+
+  /** One ReadIndex round (reads share them through {@link ReadBarriers}). */
+  private CompletableFuture<Void> readIndexRound() {
     Message msg = queryMessage(Query.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build());
     return retrying(() -> submitLocal(request(msg, RaftClientRequest.readRequestType())))
         .thenApply(r -> null);
+  }
+
+  /** Linearizable reads answered per ReadIndex round. */
+  public com.codahale.metrics.Histogram readBarrierBatchSizes() {
+    return readBarriers.batchSizes();
   }
 
   /** Runs a leader-only query on the current leader and returns its answer's bytes. */
