@@ -19,7 +19,7 @@ quick=0
 if [ $quick = 1 ]; then
   put_total=3000; serial_total=300; range_total=1000; watch_puts=20; fill_total=10000; warmup_total=2000
 else
-  put_total=20000; serial_total=2000; range_total=5000; watch_puts=100; fill_total=100000; warmup_total=20000
+  put_total=20000; serial_total=2000; range_total=5000; watch_puts=1000; fill_total=100000; warmup_total=20000
 fi
 
 work="$(mktemp -d)"

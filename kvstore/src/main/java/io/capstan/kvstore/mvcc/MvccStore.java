@@ -1,6 +1,7 @@
 package io.capstan.kvstore.mvcc;
 
 import com.google.protobuf.ByteString;
+import io.etcd.jetcd.api.Event;
 import io.etcd.jetcd.api.KeyValue;
 import io.etcd.jetcd.api.RangeRequest;
 import io.etcd.jetcd.api.RangeResponse;
@@ -29,7 +30,46 @@ public final class MvccStore {
   private static final ByteString ZERO = ByteString.copyFrom(new byte[] {0});
 
   /** The events of one committed revision. */
-  public record Committed(long revision, Change[] changes) {}
+  /**
+   * One committed revision, as delivered to the listener. Its etcd Events are built once and
+   * shared by every watcher it is delivered to (a thousand watchers of a key cost one Event).
+   */
+  public static final class Committed {
+    private final long revision;
+    private final Change[] changes;
+    private Event[] events;
+    private Event[] eventsWithPrev;
+
+    public Committed(long revision, Change[] changes) {
+      this.revision = revision;
+      this.changes = changes;
+    }
+
+    public long revision() {
+      return revision;
+    }
+
+    public Change[] changes() {
+      return changes;
+    }
+
+    /** The Event of change {@code i}, with its previous version if {@code prevKv}. */
+    public synchronized Event event(int i, boolean prevKv) {
+      Event[] cache = prevKv ? eventsWithPrev : events;
+      if (cache == null) {
+        cache = new Event[changes.length];
+        if (prevKv) {
+          eventsWithPrev = cache;
+        } else {
+          events = cache;
+        }
+      }
+      if (cache[i] == null) {
+        cache[i] = changes[i].event(prevKv);
+      }
+      return cache[i];
+    }
+  }
 
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   private final TreeMap<ByteString, KeyHistory> index = new TreeMap<>(KEY_ORDER);

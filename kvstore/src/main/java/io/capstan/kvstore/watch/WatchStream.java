@@ -37,12 +37,14 @@ public final class WatchStream implements StreamObserver<WatchRequest> {
   private final WatchHub hub;
   private final ServerCallStreamObserver<WatchResponse> out;
   private final LongFunction<ResponseHeader> header;
+  private volatile ResponseHeader lastEventHeader;
   private final Executor sendExecutor;
   private final Map<Long, Watcher> watchers = new ConcurrentHashMap<>();
   private final AtomicLong nextId = new AtomicLong();
   private final Queue<WatchResponse> queue = new ConcurrentLinkedQueue<>();
   private final AtomicInteger queued = new AtomicInteger();
   private final AtomicBoolean draining = new AtomicBoolean();
+  private final AtomicBoolean drainScheduled = new AtomicBoolean();
   private final AtomicBoolean closed = new AtomicBoolean();
 
   public WatchStream(WatchHub hub, StreamObserver<WatchResponse> out, LongFunction<ResponseHeader> header, Executor sendExecutor) {
@@ -119,7 +121,17 @@ public final class WatchStream implements StreamObserver<WatchRequest> {
   }
 
   void sendEvents(long watchId, long revision, List<Event> events) {
-    enqueue(WatchResponse.newBuilder().setHeader(header.apply(revision)).setWatchId(watchId).addAllEvents(events).build());
+    enqueue(WatchResponse.newBuilder().setHeader(eventHeader(revision)).setWatchId(watchId).addAllEvents(events).build());
+  }
+
+  /** The header of a revision's events, made once for all the watchers of this stream it goes to. */
+  private ResponseHeader eventHeader(long revision) {
+    ResponseHeader last = lastEventHeader;
+    if (last == null || last.getRevision() != revision) {
+      last = header.apply(revision);
+      lastEventHeader = last;
+    }
+    return last;
   }
 
   void sendProgress(long watchId, long revision) {
@@ -139,13 +151,18 @@ public final class WatchStream implements StreamObserver<WatchRequest> {
     scheduleDrain();
   }
 
+  /**
+   * Schedules one drain task however many responses are enqueued before it runs (a revision
+   * delivered to a hundred watchers of this stream used to submit up to a hundred tasks).
+   */
   private void scheduleDrain() {
-    if (!closed.get() && !draining.get()) {
+    if (!closed.get() && drainScheduled.compareAndSet(false, true)) {
       sendExecutor.execute(this::drain);
     }
   }
 
   private void drain() {
+    drainScheduled.set(false);
     while (draining.compareAndSet(false, true)) {
       try {
         while (!closed.get() && out.isReady()) {

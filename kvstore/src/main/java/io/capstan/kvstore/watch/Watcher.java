@@ -66,14 +66,16 @@ final class Watcher {
     }
     nextRevision = committed.revision() + 1;
     List<Event> events = null;
-    for (Change c : committed.changes()) {
+    Change[] changes = committed.changes();
+    for (int i = 0; i < changes.length; i++) {
+      Change c = changes[i];
       if ((c.isDelete() ? noDelete : noPut) || !matches(c.kv().getKey())) {
         continue;
       }
       if (events == null) {
         events = new ArrayList<>(2);
       }
-      events.add(c.event(prevKv));
+      events.add(committed.event(i, prevKv));
     }
     if (events != null) {
       sentSinceTick = true;
