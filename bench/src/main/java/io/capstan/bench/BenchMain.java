@@ -50,6 +50,7 @@ public final class BenchMain {
     @Option(names = "--key-space", defaultValue = "100000", description = "Keys are chosen from this many (default: ${DEFAULT-VALUE}).") int keySpace;
     @Option(names = "--sequential-keys", description = "Write keys 0..total-1 in order instead of random ones (fills a key space).") boolean sequential;
     @Option(names = "--warmup", defaultValue = "500", description = "Unmeasured puts first (default: ${DEFAULT-VALUE}).") int warmup;
+    @Option(names = "--rate", defaultValue = "0", description = "Puts started per second, open loop (0: as fast as --clients allow).") int rate;
 
     @Override
     public Integer call() throws Exception {
@@ -62,10 +63,10 @@ public final class BenchMain {
           LoadDriver.run(warmup, clients, i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
               .put(PutRequest.newBuilder().setKey(key(rnd.nextInt(keySpace), keySize)).setValue(v).build()));
         }
-        LoadDriver.Result r = LoadDriver.run(total, clients, i -> KVGrpc.newFutureStub(eps.channel(i))
+        LoadDriver.Result r = LoadDriver.run(total, clients, rate, i -> KVGrpc.newFutureStub(eps.channel(i))
             .withDeadlineAfter(30, TimeUnit.SECONDS)
             .put(PutRequest.newBuilder().setKey(key(sequential ? i % keySpace : rnd.nextInt(keySpace), keySize)).setValue(v).build()));
-        System.out.println(r.line("put clients=" + clients + " total=" + total + " val=" + valSize + "B"));
+        System.out.println(r.line("put clients=" + clients + " total=" + total + " val=" + valSize + "B" + (rate > 0 ? " rate=" + rate + "/s" : "")));
         return r.errors() == 0 ? 0 : 1;
       }
     }
