@@ -77,7 +77,9 @@ class KubectlTest {
   record Out(int code, String text) {}
 
   private static Out kubectl(String... args) throws Exception {
-    List<String> cmd = new ArrayList<>(List.of("kubectl", "--kubeconfig", kubeconfig.toString(), "--request-timeout=20s"));
+    // --cache-dir: discovery cached by an earlier run (in ~/.kube/cache) must not answer for this server
+    List<String> cmd = new ArrayList<>(List.of("kubectl", "--kubeconfig", kubeconfig.toString(), "--cache-dir",
+        dir.resolve("kube-cache").toString(), "--request-timeout=20s"));
     cmd.addAll(List.of(args));
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes());
@@ -199,7 +201,8 @@ class KubectlTest {
   void watchSeesChanges() throws Exception {
     manifest("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {k: v}\n");
     assertThat(kubectl("create", "-f", dir.resolve("cm.yaml").toString()).code()).isZero();
-    Process w = new ProcessBuilder("kubectl", "--kubeconfig", kubeconfig.toString(), "get", "configmaps", "-w", "-o", "name")
+    Process w = new ProcessBuilder("kubectl", "--kubeconfig", kubeconfig.toString(), "--cache-dir", dir.resolve("kube-cache").toString(),
+        "get", "configmaps", "-w", "-o", "name")
         .redirectErrorStream(true).start();
     StringBuffer seen = new StringBuffer();
     Thread reader = new Thread(() -> {
