@@ -134,7 +134,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
             call.onError(toStatus(ApiException.expired("the watch cache was reset; relist")));
             return false;
           }
-          call.onNext(io.capstan.api.server.v1.WatchEvent.newBuilder().setType(e.type()).setObject(raw(e.object()))
+          call.onNext(io.capstan.api.server.v1.WatchEvent.newBuilder().setType(e.type()).setObject(RawObject.newBuilder().setData(e.bytes()))
               .setResourceVersion(Long.toString(e.revision())).build());
         }
         return true;

@@ -266,7 +266,7 @@ public final class RestHandler implements HttpServer.Handler {
               stream.end();
               return false;
             }
-            return stream.write(table ? tableEvent(t, e, include) : event(e));
+            return stream.write(table ? tableEvent(t, e, include) : e.jsonLine(RestHandler::event));
           });
     } catch (ApiException e) {
       stream.write(errorEvent(e));

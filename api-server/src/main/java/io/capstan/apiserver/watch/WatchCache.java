@@ -40,7 +40,56 @@ public final class WatchCache implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(WatchCache.class);
 
   /** A change as API watchers see it. {@code revision} is the object's new resourceVersion. */
-  public record ObjectEvent(String type, Message object, long revision) {}
+  /**
+   * One event as watchers receive it. Its encodings (protobuf for gRPC watchers, a JSON line for
+   * REST ones) are made once, by the first watcher that needs them, and shared by the rest: a
+   * thousand watchers of a resource cost one serialization per event.
+   */
+  public static final class ObjectEvent {
+    private final String type;
+    private final Message object;
+    private final long revision;
+    private volatile com.google.protobuf.ByteString bytes;
+    private volatile byte[] jsonLine;
+
+    public ObjectEvent(String type, Message object, long revision) {
+      this.type = type;
+      this.object = object;
+      this.revision = revision;
+    }
+
+    public String type() {
+      return type;
+    }
+
+    public Message object() {
+      return object;
+    }
+
+    public long revision() {
+      return revision;
+    }
+
+    /** The object's protobuf encoding. */
+    public com.google.protobuf.ByteString bytes() {
+      com.google.protobuf.ByteString b = bytes;
+      if (b == null) {
+        b = object.toByteString();
+        bytes = b;
+      }
+      return b;
+    }
+
+    /** {@code encoder}'s rendering of this event, made once (the encoder must not depend on the watcher). */
+    public byte[] jsonLine(java.util.function.Function<ObjectEvent, byte[]> encoder) {
+      byte[] j = jsonLine;
+      if (j == null) {
+        j = encoder.apply(this);
+        jsonLine = j;
+      }
+      return j;
+    }
+  }
 
   /** Receives events; returns false to be dropped (its stream is gone). */
   public interface Listener {
