@@ -82,7 +82,13 @@ public final class RaftNode implements AutoCloseable {
    * ~2,650 puts/s, 2 ~2,000 and 4 or 8 ~1,650 (bigger batches beat more overlap, as each entry
    * costs CPU on every member). The leader still pipelines: each member has its own entry.
    */
-  private final ReadBarriers readBarriers = new ReadBarriers(this::readIndexRound);
+  /** Starts the ReadIndex rounds that follow a completed one (see {@link ReadBarriers}). */
+  private final java.util.concurrent.ExecutorService readRounds = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "raft-read-rounds");
+    t.setDaemon(true);
+    return t;
+  });
+  private final ReadBarriers readBarriers = new ReadBarriers(this::readIndexRound, readRounds);
   private final ProposalBatcher batcher = new ProposalBatcher(this::replicate,
       Integer.getInteger("capstan.propose.max-in-flight", 1), 1024 * 1024, 512);
 
@@ -530,6 +536,7 @@ public final class RaftNode implements AutoCloseable {
   @Override
   public void close() {
     timer.shutdownNow();
+    readRounds.shutdownNow();
     try {
       client.close();
     } catch (IOException e) {

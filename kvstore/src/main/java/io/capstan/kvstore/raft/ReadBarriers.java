@@ -12,17 +12,27 @@ import java.util.function.Supplier;
  * starts when the current one ends. A read is answered only by a barrier that started after it
  * arrived, so it still sees every write acknowledged before it arrived: linearizability is
  * kept, and 64 concurrent reads cost about two ReadIndex rounds instead of 64.
+ *
+ * <p>A round that follows another is started on {@code starter}, never on the thread that
+ * completed the previous one: Ratis completes reads on its apply thread while holding its read
+ * queue's lock, and starting a round there (Ratis' submit blocks until a client thread has queued
+ * the request under that lock) deadlocked the member.
  */
 final class ReadBarriers {
   private final Supplier<CompletableFuture<Void>> barrier;
+  private final java.util.concurrent.Executor starter;
   private final Histogram batchSizes = new Histogram(new SlidingTimeWindowArrayReservoir(1, TimeUnit.MINUTES));
   private CompletableFuture<Void> next;
   private int nextSize;
   private boolean inFlight;
 
-  /** @param barrier starts one ReadIndex round; completes when this member has applied up to it */
-  ReadBarriers(Supplier<CompletableFuture<Void>> barrier) {
+  /**
+   * @param barrier starts one ReadIndex round; completes when this member has applied up to it
+   * @param starter where rounds that follow a completed one are started
+   */
+  ReadBarriers(Supplier<CompletableFuture<Void>> barrier, java.util.concurrent.Executor starter) {
     this.barrier = barrier;
+    this.starter = starter;
   }
 
   /** Completes once a barrier that started after this call has completed. */
@@ -64,13 +74,28 @@ final class ReadBarriers {
       synchronized (this) {
         inFlight = false;
       }
+      try {
+        starter.execute(this::startNext);
+      } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+        failWaiting(shutDown);
+      }
       if (error != null) {
         batch.completeExceptionally(error);
       } else {
         batch.complete(null);
       }
-      startNext();
     });
+  }
+
+  private void failWaiting(Throwable cause) {
+    CompletableFuture<Void> waiting;
+    synchronized (this) {
+      waiting = next;
+      next = null;
+    }
+    if (waiting != null) {
+      waiting.completeExceptionally(cause);
+    }
   }
 
   /** Reads answered per ReadIndex round. */

@@ -10,11 +10,19 @@ import org.junit.jupiter.api.Test;
 /** Read barriers share ReadIndex rounds without answering a read with a round that began before it. */
 class ReadBarriersTest {
   private final List<CompletableFuture<Void>> rounds = new ArrayList<>();
+  /** Where following rounds are started: run by hand, to see that completion does not start them itself. */
+  private final List<Runnable> starts = new ArrayList<>();
   private final ReadBarriers barriers = new ReadBarriers(() -> {
     CompletableFuture<Void> r = new CompletableFuture<>();
     rounds.add(r);
     return r;
-  });
+  }, starts::add);
+
+  private void runStarts() {
+    List<Runnable> now = new ArrayList<>(starts);
+    starts.clear();
+    now.forEach(Runnable::run);
+  }
 
   @Test
   void readsArrivingDuringARoundWaitForTheNextOneAndShareIt() {
@@ -29,9 +37,12 @@ class ReadBarriersTest {
     rounds.get(0).complete(null);
     assertThat(first).isCompleted();
     assertThat(later).as("a round that began before a read does not answer it").noneMatch(CompletableFuture::isDone);
+    assertThat(rounds).as("the next round is not started on the thread that completed the last one").hasSize(1);
+    runStarts();
     assertThat(rounds).as("the waiting reads share the next round").hasSize(2);
 
     rounds.get(1).complete(null);
+    runStarts();
     assertThat(later).allMatch(f -> f.isDone() && !f.isCompletedExceptionally());
     assertThat(rounds).hasSize(2);
     assertThat(barriers.batchSizes().getSnapshot().getMax()).isEqualTo(10);
@@ -44,7 +55,9 @@ class ReadBarriersTest {
     rounds.get(0).completeExceptionally(new IllegalStateException("no leader"));
     assertThat(first).isCompletedExceptionally();
     assertThat(second).isNotDone();
+    runStarts();
     rounds.get(1).complete(null);
+    runStarts();
     assertThat(second).isCompleted();
     CompletableFuture<Void> third = barriers.await();
     assertThat(rounds).as("an idle member starts a round at once").hasSize(3);
