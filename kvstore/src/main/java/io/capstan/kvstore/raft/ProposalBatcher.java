@@ -26,6 +26,7 @@ import java.util.function.Function;
  */
 final class ProposalBatcher {
   private final Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry;
+  private final java.util.concurrent.Executor starter;
   private final int maxInFlight;
   private final int maxBatchBytes;
   private final int maxBatchCommands;
@@ -44,6 +45,17 @@ final class ProposalBatcher {
    */
   ProposalBatcher(Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry, int maxInFlight,
       int maxBatchBytes, int maxBatchCommands) {
+    this(proposeEntry, maxInFlight, maxBatchBytes, maxBatchCommands, Runnable::run);
+  }
+
+  /**
+   * @param starter where the entry that follows a completed one is proposed: not the thread that
+   *     completed it, which in a member is Ratis' apply thread (see {@link ReadBarriers} for the
+   *     deadlock that calling into Ratis from there caused on the read path)
+   */
+  ProposalBatcher(Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry, int maxInFlight,
+      int maxBatchBytes, int maxBatchCommands, java.util.concurrent.Executor starter) {
+    this.starter = starter;
     this.proposeEntry = proposeEntry;
     this.maxInFlight = maxInFlight;
     this.maxBatchBytes = maxBatchBytes;
@@ -111,7 +123,11 @@ final class ProposalBatcher {
         inFlight--;
       }
       // Start the next entry before completing this one's callers: their callbacks run gRPC sends.
-      drain();
+      try {
+        starter.execute(this::drain);
+      } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+        failQueued(shutDown);
+      }
       if (error != null) {
         batch.forEach(p -> p.result().completeExceptionally(error));
       } else if (batch.size() == 1) {
@@ -120,6 +136,16 @@ final class ProposalBatcher {
         distribute(batch, result);
       }
     });
+  }
+
+  private void failQueued(Throwable cause) {
+    List<Pending> dropped = new ArrayList<>();
+    synchronized (this) {
+      while (!queue.isEmpty()) {
+        dropped.add(queue.poll());
+      }
+    }
+    dropped.forEach(p -> p.result().completeExceptionally(cause));
   }
 
   private static void distribute(List<Pending> batch, ApplyResult result) {

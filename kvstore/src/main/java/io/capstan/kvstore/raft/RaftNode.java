@@ -82,15 +82,18 @@ public final class RaftNode implements AutoCloseable {
    * ~2,650 puts/s, 2 ~2,000 and 4 or 8 ~1,650 (bigger batches beat more overlap, as each entry
    * costs CPU on every member). The leader still pipelines: each member has its own entry.
    */
-  /** Starts the ReadIndex rounds that follow a completed one (see {@link ReadBarriers}). */
-  private final java.util.concurrent.ExecutorService readRounds = Executors.newSingleThreadExecutor(r -> {
-    Thread t = new Thread(r, "raft-read-rounds");
+  /**
+   * Submits to Ratis what follows a completed request (the next ReadIndex round, the next batch of
+   * proposals), so that nothing calls into Ratis from a Ratis callback (see {@link ReadBarriers}).
+   */
+  private final java.util.concurrent.ExecutorService submitter = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "raft-submit");
     t.setDaemon(true);
     return t;
   });
-  private final ReadBarriers readBarriers = new ReadBarriers(this::readIndexRound, readRounds);
+  private final ReadBarriers readBarriers = new ReadBarriers(this::readIndexRound, submitter);
   private final ProposalBatcher batcher = new ProposalBatcher(this::replicate,
-      Integer.getInteger("capstan.propose.max-in-flight", 1), 1024 * 1024, 512);
+      Integer.getInteger("capstan.propose.max-in-flight", 1), 1024 * 1024, 512, submitter);
 
   private RaftNode(KvStoreConfig config, RaftServer server, RaftGroup group, RaftClient client,
       LeaseClock leaseClock, KvStateMachine stateMachine, long clusterId) throws IOException {
@@ -536,7 +539,7 @@ public final class RaftNode implements AutoCloseable {
   @Override
   public void close() {
     timer.shutdownNow();
-    readRounds.shutdownNow();
+    submitter.shutdownNow();
     try {
       client.close();
     } catch (IOException e) {

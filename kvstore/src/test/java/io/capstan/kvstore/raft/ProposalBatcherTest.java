@@ -129,4 +129,27 @@ class ProposalBatcherTest {
     commit(2);
     assertThat(later.join().getPut().getHeader().getRevision()).isEqualTo(2);
   }
+
+  @Test
+  void theNextEntryIsProposedOnTheStarterNotOnTheThreadThatCompletedTheLast() {
+    List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
+    List<Runnable> starts = new ArrayList<>();
+    ProposalBatcher batcher = new ProposalBatcher(c -> {
+      CompletableFuture<ApplyResult> f = new CompletableFuture<>();
+      entries.add(f);
+      return f;
+    }, 1, 1 << 20, 100, starts::add);
+    CompletableFuture<ApplyResult> first = batcher.propose(RaftCommand.newBuilder().setPut(PutRequest.newBuilder()
+        .setKey(ByteString.copyFromUtf8("a"))).build());
+    CompletableFuture<ApplyResult> second = batcher.propose(RaftCommand.newBuilder().setPut(PutRequest.newBuilder()
+        .setKey(ByteString.copyFromUtf8("b"))).build());
+    assertThat(entries).hasSize(1);
+    entries.get(0).complete(ApplyResult.getDefaultInstance());
+    assertThat(first).isCompleted();
+    assertThat(entries).as("not proposed from the completing thread").hasSize(1);
+    new ArrayList<>(starts).forEach(Runnable::run);
+    assertThat(entries).hasSize(2);
+    entries.get(1).complete(ApplyResult.getDefaultInstance());
+    assertThat(second).isCompleted();
+  }
 }
