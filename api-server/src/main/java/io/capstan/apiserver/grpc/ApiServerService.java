@@ -182,9 +182,8 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
 
   /** The registered kind a reference names; 404 if none. */
   public ResourceType type(ResourceRef ref) {
-    return registry.find(ref.getGroup(), ref.getResource()).orElseThrow(() -> new ApiException(404, "NotFound",
-        "the server could not find the requested resource (" + ref.getResource()
-            + (ref.getGroup().isEmpty() ? "" : "." + ref.getGroup()) + ")", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()));
+    return registry.find(ref.getGroup(), ref.getResource()).orElseThrow(() -> ApiException.of(404, "NotFound", "the server could not find the requested resource (" + ref.getResource()
+            + (ref.getGroup().isEmpty() ? "" : "." + ref.getGroup()) + ")"));
   }
 
   private ObjectStore<Message> store(ResourceType t) {
@@ -228,8 +227,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
 
   private static Message parse(ResourceType t, RawObject raw) {
     if (raw.getData().size() > MAX_OBJECT_BYTES) {
-      throw new ApiException(413, "RequestEntityTooLarge", "the object is larger than " + MAX_OBJECT_BYTES + " bytes",
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.of(413, "RequestEntityTooLarge", "the object is larger than " + MAX_OBJECT_BYTES + " bytes");
     }
     Message m;
     try {
@@ -284,8 +282,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
         name = m.getGenerateName() + UUID.randomUUID().toString().substring(0, 5);
       }
       if (name.isEmpty()) {
-        throw new ApiException(422, "Invalid", t.kind() + " is invalid: metadata.name: Required value: name or generateName is required",
-            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        throw ApiException.of(422, "Invalid", t.kind() + " is invalid: metadata.name: Required value: name or generateName is required");
       }
       ObjectMeta fixed = m.toBuilder().setName(name).setNamespace(ns).setUid(UUID.randomUUID().toString())
           .setCreationTimestamp(Instant.now().truncatedTo(ChronoUnit.SECONDS).toString()).setGeneration(1)
@@ -425,20 +422,20 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
    */
   private Message createInActiveNamespace(ResourceType t, String ns, Message object) {
     ObjectStore<Message> namespaces = store(namespaces());
-    List<Message> cached = cache(namespaces()).list(m -> meta(m).getName().equals(ns));
-    Message n = cached.isEmpty() ? namespaces.get("", ns) : cached.get(0);
+    String key = namespaces.key("", ns);
+    Message cached = cache(namespaces()).get(key);
+    Message n = cached != null ? cached : namespaces.get("", ns);
     for (int attempt = 0; ; attempt++) {
       io.capstan.api.core.v1.Namespace namespace = (io.capstan.api.core.v1.Namespace) n;
       if (!namespace.getMetadata().getDeletionTimestamp().isEmpty() || namespace.getStatus().getPhase().equals("Terminating")) {
-        throw new ApiException(403, "Forbidden", "unable to create new content in namespace " + ns
-            + " because it is being terminated", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        throw ApiException.of(403, "Forbidden", "unable to create new content in namespace " + ns
+            + " because it is being terminated");
       }
       try {
-        return store(t).create(object, new ObjectStore.Guard(namespaces.key("", ns), Long.parseLong(meta(n).getResourceVersion())));
+        return store(t).create(object, new ObjectStore.Guard(key, Long.parseLong(meta(n).getResourceVersion())));
       } catch (ObjectStore.GuardChanged changed) {
         if (attempt >= 10) {
-          throw new ApiException(409, "Conflict", "namespace " + ns + " keeps changing; try again",
-              io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+          throw ApiException.of(409, "Conflict", "namespace " + ns + " keeps changing; try again");
         }
         n = namespaces.get("", ns); // 404 if it is gone
       }
@@ -519,8 +516,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
         throw ApiException.badRequest("only pods can be bound");
       }
       if (req.getNodeName().isEmpty()) {
-        throw new ApiException(422, "Invalid", "Binding is invalid: target.name: Required value",
-            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        throw ApiException.of(422, "Invalid", "Binding is invalid: target.name: Required value");
       }
       Message bound = store(t).guaranteedUpdate(req.getRef().getNamespace(), req.getRef().getName(), current -> {
         Pod pod = (Pod) current;
@@ -528,8 +524,8 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
           throw ApiException.conflict("pods", pod.getMetadata().getName());
         }
         if (!pod.getSpec().getNodeName().isEmpty()) {
-          throw new ApiException(409, "Conflict", "pod " + pod.getMetadata().getName() + " is already assigned to node \""
-              + pod.getSpec().getNodeName() + "\"", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+          throw ApiException.of(409, "Conflict", "pod " + pod.getMetadata().getName() + " is already assigned to node \""
+              + pod.getSpec().getNodeName() + "\"");
         }
         return pod.toBuilder().setSpec(pod.getSpec().toBuilder().setNodeName(req.getNodeName())).build();
       });

@@ -61,20 +61,11 @@ public final class Patches {
 
   /** Applies {@code patch} of {@code type} (one of the constants; empty means merge) to {@code target}. */
   public static Message apply(Message target, String patch, String type) {
-    JsonNode patchNode = read(patch);
-    ObjectNode doc = KubeJson.toJson(target);
-    JsonNode patched = switch (type.isEmpty() ? MERGE : type) {
-      case MERGE -> merge(doc, requireObject(patchNode, "a merge patch"));
-      case STRATEGIC -> strategic(doc, requireObject(patchNode, "a strategic merge patch"), target.getDescriptorForType());
-      case JSON_PATCH -> jsonPatch(doc, patchNode);
-      default -> throw new ApiException(415, "UnsupportedMediaType", "unsupported patch type " + type
-          + "; supported: " + MERGE + ", " + STRATEGIC + ", " + JSON_PATCH, io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
-    };
+    JsonNode patched = patch(KubeJson.toJson(target), patch, type, target.getDescriptorForType());
     try {
       return KubeJson.fromJson(patched, target);
     } catch (ApiException e) {
-      throw new ApiException(422, "Invalid", "the patched object is invalid: " + e.getMessage(),
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.of(422, "Invalid", "the patched object is invalid: " + e.getMessage());
     }
   }
 
@@ -83,12 +74,20 @@ public final class Patches {
    * patch then merges like a merge patch, as there are no lists to merge by key.
    */
   public static JsonNode applyToJson(ObjectNode doc, String patch, String type) {
+    return patch(doc, patch, type, null);
+  }
+
+  /** @param type the document's message type; null for one without (strategic then means merge) */
+  private static JsonNode patch(ObjectNode doc, String patch, String patchType, Descriptor type) {
     JsonNode patchNode = read(patch);
-    return switch (type.isEmpty() ? MERGE : type) {
-      case MERGE, STRATEGIC -> merge(doc, stripDirectives(requireObject(patchNode, "a merge patch")));
+    return switch (patchType.isEmpty() ? MERGE : patchType) {
+      case MERGE -> merge(doc, requireObject(patchNode, "a merge patch"));
+      case STRATEGIC -> type == null
+          ? merge(doc, stripDirectives(requireObject(patchNode, "a strategic merge patch")))
+          : strategic(doc, requireObject(patchNode, "a strategic merge patch"), type);
       case JSON_PATCH -> jsonPatch(doc, patchNode);
-      default -> throw new ApiException(415, "UnsupportedMediaType", "unsupported patch type " + type,
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      default -> throw ApiException.of(415, "UnsupportedMediaType", "unsupported patch type " + patchType
+          + "; supported: " + MERGE + ", " + STRATEGIC + ", " + JSON_PATCH);
     };
   }
 
@@ -165,7 +164,7 @@ public final class Patches {
       if (name.startsWith("$")) {
         continue;
       }
-      FieldDescriptor fd = field(type, name);
+      FieldDescriptor fd = KubeJson.field(type, name);
       if (value.isNull()) {
         out.remove(name);
       } else if (value.isObject() && fd != null && fd.getJavaType() == FieldDescriptor.JavaType.MESSAGE && !fd.isRepeated()) {
@@ -318,15 +317,6 @@ public final class Patches {
     return n;
   }
 
-  private static FieldDescriptor field(Descriptor type, String jsonName) {
-    for (FieldDescriptor f : type.getFields()) {
-      if (f.getJsonName().equals(jsonName)) {
-        return f;
-      }
-    }
-    return null;
-  }
-
   // ------------------------------------------------------------------ RFC 6902
 
   private static JsonNode jsonPatch(JsonNode doc, JsonNode ops) {
@@ -355,8 +345,7 @@ public final class Patches {
         case "copy" -> out = put(out, path, at(out, op.path("from").asText("")).deepCopy(), true);
         case "test" -> {
           if (!at(out, path).equals(required(op, "value"))) {
-            throw new ApiException(422, "Invalid", "JSON patch test failed at " + path,
-                io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+            throw ApiException.of(422, "Invalid", "JSON patch test failed at " + path);
           }
         }
         default -> throw ApiException.badRequest("unknown JSON patch operation \"" + kind + "\"");
@@ -391,8 +380,7 @@ public final class Patches {
     for (String p : pointer(path)) {
       n = n.isArray() ? n.path(index(p, n.size() - 1)) : n.path(p);
       if (n.isMissingNode()) {
-        throw new ApiException(422, "Invalid", "JSON patch path " + path + " does not exist",
-            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        throw ApiException.of(422, "Invalid", "JSON patch path " + path + " does not exist");
       }
     }
     return n;
@@ -406,8 +394,7 @@ public final class Patches {
       }
       return i;
     } catch (NumberFormatException e) {
-      throw new ApiException(422, "Invalid", "JSON patch index " + p + " is out of range",
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.of(422, "Invalid", "JSON patch index " + p + " is out of range");
     }
   }
 
@@ -428,7 +415,7 @@ public final class Patches {
         a.set(index(last, a.size() - 1), value);
       }
     } else {
-      throw new ApiException(422, "Invalid", "JSON patch path " + path + " is inside a value", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.of(422, "Invalid", "JSON patch path " + path + " is inside a value");
     }
     return doc;
   }

@@ -96,18 +96,21 @@ public final class KubeJson {
     }
   }
 
+  /** The field a JSON member names: by its JSON name ("podIP"), else by its proto name ("pod_ip"). */
+  public static FieldDescriptor field(Descriptor d, String name) {
+    for (FieldDescriptor f : d.getFields()) {
+      if (f.getJsonName().equals(name)) {
+        return f;
+      }
+    }
+    return d.findFieldByName(name);
+  }
+
   private static void fixIn(Descriptor d, ObjectNode node) {
     Iterator<Map.Entry<String, JsonNode>> it = node.fields();
     while (it.hasNext()) {
       Map.Entry<String, JsonNode> e = it.next();
-      FieldDescriptor f = d.findFieldByName(e.getKey());
-      if (f == null) {
-        for (FieldDescriptor c : d.getFields()) {
-          if (c.getJsonName().equals(e.getKey())) {
-            f = c;
-          }
-        }
-      }
+      FieldDescriptor f = field(d, e.getKey());
       if (f == null || f.isMapField() || e.getValue().isNull()) {
         continue;
       }
@@ -155,12 +158,7 @@ public final class KubeJson {
       if (k.startsWith("$")) {
         return;
       }
-      FieldDescriptor f = d.findFieldByName(k);
-      for (FieldDescriptor c : d.getFields()) {
-        if (c.getJsonName().equals(k)) {
-          f = c;
-        }
-      }
+      FieldDescriptor f = field(d, k);
       String at = path.isEmpty() ? k : path + "." + k;
       JsonNode v = e.getValue();
       if (f == null) {

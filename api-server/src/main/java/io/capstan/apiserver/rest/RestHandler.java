@@ -77,7 +77,7 @@ public final class RestHandler implements HttpServer.Handler {
       send(call, api.code(), KubeJson.toJson(api.status()));
     } catch (RuntimeException e) {
       LOG.warn("request {} {} failed", call.method(), call.uri(), e);
-      ApiException api = new ApiException(500, "InternalError", "internal error: " + e, io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      ApiException api = ApiException.of(500, "InternalError", "internal error: " + e);
       send(call, 500, KubeJson.toJson(api.status()));
     }
   }
@@ -92,8 +92,7 @@ public final class RestHandler implements HttpServer.Handler {
       default -> "InternalError";
     };
     try {
-      send(call, code, KubeJson.toJson(new ApiException(code, reason, message,
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()).status()));
+      send(call, code, KubeJson.toJson(ApiException.of(code, reason, message).status()));
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
     }
@@ -114,7 +113,7 @@ public final class RestHandler implements HttpServer.Handler {
     if (path.startsWith("/openapi/v3/")) {
       ObjectNode doc = openApi.document(path.substring("/openapi/v3/".length()).replaceAll("/+$", ""));
       if (doc == null) {
-        throw new ApiException(404, "NotFound", "the server could not find the requested resource", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        throw ApiException.noSuchPath();
       }
       send(ex, 200, doc);
       return;
@@ -139,12 +138,12 @@ public final class RestHandler implements HttpServer.Handler {
       version = s[2];
       rest = 3;
     } else {
-      throw new ApiException(404, "NotFound", "the server could not find the requested resource", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.noSuchPath();
     }
     if (s.length == rest) {
       ObjectNode doc = discovery.resources(group, version);
       if (doc == null) {
-        throw new ApiException(404, "NotFound", "the server could not find the requested resource", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+        throw ApiException.noSuchPath();
       }
       send(ex, 200, doc);
       return;
@@ -156,8 +155,7 @@ public final class RestHandler implements HttpServer.Handler {
       default -> true;
     };
     if (!allowed) {
-      throw new ApiException(405, "MethodNotAllowed", ex.method() + " is not supported on " + t.type().resource() + "/" + t.subresource(),
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.of(405, "MethodNotAllowed", ex.method() + " is not supported on " + t.type().resource() + "/" + t.subresource());
     }
     switch (ex.method()) {
       case "GET" -> get(ex, t, q);
@@ -165,8 +163,7 @@ public final class RestHandler implements HttpServer.Handler {
       case "PUT" -> put(ex, t, q);
       case "PATCH" -> patch(ex, t, q);
       case "DELETE" -> delete(ex, t, q);
-      default -> throw new ApiException(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      default -> throw ApiException.of(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
     }
   }
 
@@ -181,15 +178,13 @@ public final class RestHandler implements HttpServer.Handler {
     }
     String resource = s[i];
     ResourceType type = registry.find(group, resource).filter(t -> t.version().equals(version))
-        .orElseThrow(() -> new ApiException(404, "NotFound", "the server could not find the requested resource",
-            io.capstan.api.meta.v1.StatusDetails.getDefaultInstance()));
+        .orElseThrow(ApiException::noSuchPath);
     String name = s.length > i + 1 ? s[i + 1] : "";
     String sub = s.length > i + 2 ? s[i + 2] : "";
     boolean knownSub = sub.isEmpty() || (sub.equals("status") && type.hasStatus())
         || (sub.equals("binding") && type.resource().equals("pods")) || (sub.equals("scale") && type.scalable());
     if (s.length > i + 3 || !knownSub) {
-      throw new ApiException(404, "NotFound", "the server could not find the requested resource",
-          io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.noSuchPath();
     }
     return new Target(type, ns, name, sub);
   }
@@ -394,10 +389,6 @@ public final class RestHandler implements HttpServer.Handler {
             .setField("spec.replicas").setMessage("Invalid value: " + value + ": must be greater than or equal to 0")).build());
   }
 
-  private static io.capstan.api.meta.v1.ObjectMeta meta(Message m) {
-    return (io.capstan.api.meta.v1.ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
-  }
-
   private static byte[] errorEvent(ApiException e) {
     ObjectNode ev = KubeJson.JSON.createObjectNode().put("type", "ERROR");
     ev.set("object", KubeJson.toJson(e.status()));
@@ -417,8 +408,8 @@ public final class RestHandler implements HttpServer.Handler {
 
   private void post(HttpCall ex, Target t, Map<String, String> q) throws IOException {
     if (!t.name().isEmpty() && t.subresource().isEmpty()) {
-      throw new ApiException(405, "MethodNotAllowed", "POST is not supported on a named " + t.type().kind()
-          + "; create through the collection, change through PUT or PATCH", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+      throw ApiException.of(405, "MethodNotAllowed", "POST is not supported on a named " + t.type().kind()
+          + "; create through the collection, change through PUT or PATCH");
     }
     JsonNode body = document(ex);
     if (t.subresource().equals("binding")) {
@@ -446,7 +437,7 @@ public final class RestHandler implements HttpServer.Handler {
       ObjectNode json = KubeJson.toJson(current);
       ((ObjectNode) json.path("spec")).put("replicas", replicas.asInt());
       String rv = scale.path("metadata").path("resourceVersion").asText("");
-      ((ObjectNode) json.path("metadata")).put("resourceVersion", rv.isEmpty() ? meta(current).getResourceVersion() : rv);
+      ((ObjectNode) json.path("metadata")).put("resourceVersion", rv.isEmpty() ? io.capstan.apiserver.storage.StoredObjects.meta(current).getResourceVersion() : rv);
       Message next = KubeJson.fromJson(json, t.type().prototype());
       RawObject o = call(obs -> service.update(UpdateRequest.newBuilder().setRef(ref(t))
           .setObject(RawObject.newBuilder().setData(next.toByteString())).build(), obs));
@@ -468,9 +459,9 @@ public final class RestHandler implements HttpServer.Handler {
       return;
     }
     if (!type.equals(Patches.MERGE) && !type.equals(Patches.STRATEGIC) && !type.equals(Patches.JSON_PATCH)) {
-      throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
+      throw ApiException.of(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types "
           + "include: " + Patches.JSON_PATCH + ", " + Patches.MERGE + ", " + Patches.STRATEGIC
-          + ", " + APPLY + " (on objects, not subresources)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+          + ", " + APPLY + " (on objects, not subresources)");
     }
     String patch = new String(body(ex), StandardCharsets.UTF_8);
     if (t.subresource().equals("scale")) {
@@ -560,16 +551,16 @@ public final class RestHandler implements HttpServer.Handler {
         // fall through
       }
     }
-    return new ApiException(500, "InternalError", e.getStatus().toString(), io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+    return ApiException.of(500, "InternalError", e.getStatus().toString());
   }
 
   private static byte[] body(HttpCall ex) throws IOException {
     String type = String.valueOf(ex.header("Content-Type"));
     if (type.contains("protobuf")) {
       // Kubernetes' protobuf encoding (its own field numbers, "k8s\0" envelope) is not ours.
-      throw new ApiException(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+      throw ApiException.of(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
           + "media types include: application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json "
-          + "(Kubernetes' protobuf encoding is not supported)", io.capstan.api.meta.v1.StatusDetails.getDefaultInstance());
+          + "(Kubernetes' protobuf encoding is not supported)");
     }
     return ex.body();
   }

@@ -47,6 +47,16 @@ public final class ApiException extends RuntimeException {
         details(resource, name));
   }
 
+  /** An error without details about one object. */
+  public static ApiException of(int code, String reason, String message) {
+    return new ApiException(code, reason, message, StatusDetails.getDefaultInstance());
+  }
+
+  /** A path that names no resource (Kubernetes' words for it). */
+  public static ApiException noSuchPath() {
+    return of(404, "NotFound", "the server could not find the requested resource");
+  }
+
   public static ApiException expired(String message) {
     return new ApiException(410, "Expired", message, StatusDetails.getDefaultInstance());
   }

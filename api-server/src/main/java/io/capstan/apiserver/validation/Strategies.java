@@ -1,5 +1,8 @@
 package io.capstan.apiserver.validation;
 
+import static io.capstan.apiserver.storage.StoredObjects.meta;
+import static io.capstan.apiserver.storage.StoredObjects.withMeta;
+
 import com.google.protobuf.Message;
 import io.capstan.api.apps.v1.Deployment;
 import io.capstan.api.apps.v1.DeploymentSpec;
@@ -202,17 +205,9 @@ public final class Strategies {
     return b.build();
   }
 
-  private static ObjectMeta meta(Message m) {
-    return (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
-  }
-
-  private static Message withMeta(Message m, ObjectMeta meta) {
-    return m.toBuilder().setField(m.getDescriptorForType().findFieldByName("metadata"), meta).build();
-  }
-
   /** Checks an object; throws 422 Invalid naming every bad field. */
   public static void validate(Message m, String kind, boolean namespaced) {
-    ObjectMeta meta = (ObjectMeta) m.getField(m.getDescriptorForType().findFieldByName("metadata"));
+    ObjectMeta meta = meta(m);
     FieldErrors errors = new FieldErrors();
     if (kind.equals("Namespace")) {
       errors.dns1123Label("metadata.name", meta.getName());

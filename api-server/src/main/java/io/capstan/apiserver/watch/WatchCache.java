@@ -282,6 +282,11 @@ public final class WatchCache implements AutoCloseable {
     action.accept(revision);
   }
 
+  /** The current object stored under {@code key}, or null if the cache has none. */
+  public synchronized Message get(String key) {
+    return state.get(key);
+  }
+
   /** Current objects, in key order (a list served from memory). */
   public synchronized List<Message> list(Predicate<Message> filter) {
     List<Message> out = new ArrayList<>();

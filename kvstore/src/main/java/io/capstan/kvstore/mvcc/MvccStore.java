@@ -29,7 +29,6 @@ public final class MvccStore {
   static final Comparator<ByteString> KEY_ORDER = ByteString.unsignedLexicographicalComparator();
   private static final ByteString ZERO = ByteString.copyFrom(new byte[] {0});
 
-  /** The events of one committed revision. */
   /**
    * One committed revision, as delivered to the listener. Its etcd Events are built once and
    * shared by every watcher it is delivered to (a thousand watchers of a key cost one Event).
