@@ -79,6 +79,7 @@ public final class BenchMain {
     @Option(names = "--clients", defaultValue = "1") int clients;
     @Option(names = "--total", defaultValue = "5000") int total;
     @Option(names = "--consistency", defaultValue = "l", description = "l (linearizable) or s (serializable).") String consistency;
+    @Option(names = "--rate", defaultValue = "0", description = "Gets started per second, open loop (0: as fast as --clients allow).") int rate;
 
     @Override
     public Integer call() throws Exception {
@@ -89,9 +90,10 @@ public final class BenchMain {
             .put(PutRequest.newBuilder().setKey(k).setValue(ByteString.copyFromUtf8("v")).build());
         RangeRequest req = RangeRequest.newBuilder().setKey(k).setSerializable(serializable).build();
         LoadDriver.run(Math.min(500, total), clients, i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).range(req));
-        LoadDriver.Result r = LoadDriver.run(total, clients,
+        LoadDriver.Result r = LoadDriver.run(total, clients, rate,
             i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).range(req));
-        System.out.println(r.line("range consistency=" + consistency + " clients=" + clients + " total=" + total));
+        System.out.println(r.line("range consistency=" + consistency + " clients=" + clients + " total=" + total
+            + (rate > 0 ? " rate=" + rate + "/s" : "")));
         return r.errors() == 0 ? 0 : 1;
       }
     }

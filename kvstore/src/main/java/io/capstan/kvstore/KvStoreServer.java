@@ -88,6 +88,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_applied_index", (Gauge<Long>) raft::appliedIndex);
     m.register("raft_commit_index", (Gauge<Long>) raft::commitIndex);
     m.register("raft_snapshots_installed", (Gauge<Long>) raft::snapshotsInstalled);
+    raft.publishRatisMetrics(m);
   }
 
   public KvStoreConfig config() {

@@ -20,7 +20,7 @@ final class LeaseTable {
   static final class Lease {
     final long id;
     final long ttl;
-    final NavigableSet<ByteString> keys = new TreeSet<>(ByteString.unsignedLexicographicalComparator());
+    final NavigableSet<ByteString> keys = new TreeSet<>(MvccStore.KEY_ORDER);
 
     Lease(long id, long ttl) {
       this.id = id;

@@ -536,6 +536,21 @@ public final class RaftNode implements AutoCloseable {
     return timer;
   }
 
+  /**
+   * Publishes this member's Ratis metrics in {@code metrics}, now and every 10 s (Ratis creates
+   * some of its registries later, e.g. the leader's when this member is elected).
+   */
+  public void publishRatisMetrics(com.codahale.metrics.MetricRegistry metrics) {
+    RatisMetrics.sync(selfId.toString(), metrics);
+    timer.scheduleWithFixedDelay(() -> {
+      try {
+        RatisMetrics.sync(selfId.toString(), metrics);
+      } catch (RuntimeException e) {
+        LOG.warn("publishing Ratis metrics failed", e);
+      }
+    }, 10, 10, TimeUnit.SECONDS);
+  }
+
   @Override
   public void close() {
     timer.shutdownNow();

@@ -191,4 +191,13 @@ class MvccPropertiesTest {
       Files.deleteIfExists(file);
     }
   }
+
+  @Property(tries = 500)
+  void keyOrderIsUnsignedLexicographic(@ForAll @Size(max = 6) byte[] a, @ForAll @Size(max = 6) byte[] b) {
+    com.google.protobuf.ByteString x = com.google.protobuf.ByteString.copyFrom(a);
+    com.google.protobuf.ByteString y = com.google.protobuf.ByteString.copyFrom(b);
+    int expected = Integer.signum(java.util.Arrays.compareUnsigned(a, b));
+    assertThat(Integer.signum(MvccStore.KEY_ORDER.compare(x, y))).isEqualTo(expected);
+    assertThat(Integer.signum(MvccStore.KEY_ORDER.compare(x.concat(y), x))).isEqualTo(b.length == 0 ? 0 : 1);
+  }
 }
