@@ -52,6 +52,7 @@ final class KvStateMachine extends BaseStateMachine {
   private final Path restoreFile;
   private final java.util.concurrent.atomic.AtomicLong snapshotsInstalled = new java.util.concurrent.atomic.AtomicLong();
   private volatile BooleanSupplier isLeader = () -> false;
+  private volatile Runnable afterApply = () -> {};
 
   KvStateMachine(MvccStore store, ClusterMembers members, LeaseClock leaseClock, Path restoreFile) {
     this.store = store;
@@ -63,6 +64,11 @@ final class KvStateMachine extends BaseStateMachine {
 
   void setLeaderCheck(BooleanSupplier isLeader) {
     this.isLeader = isLeader;
+  }
+
+  /** Runs after each applied entry, on the apply thread; must not block ({@link CommitBroadcast}). */
+  void setAfterApply(Runnable afterApply) {
+    this.afterApply = afterApply;
   }
 
   @Override
@@ -147,6 +153,7 @@ final class KvStateMachine extends BaseStateMachine {
     }
     ApplyResult result = applier.apply(command);
     updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
+    afterApply.run();
     return CompletableFuture.completedFuture(Message.valueOf(UnsafeByteOperations.unsafeWrap(result.toByteArray())));
   }
 

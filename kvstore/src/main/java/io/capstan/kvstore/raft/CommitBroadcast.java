@@ -1,0 +1,114 @@
+package io.capstan.kvstore.raft;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.apache.ratis.conf.Parameters;
+import org.apache.ratis.grpc.GrpcFactory;
+import org.apache.ratis.protocol.RaftGroupMemberId;
+import org.apache.ratis.rpc.RpcFactory;
+import org.apache.ratis.rpc.RpcType;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.leader.FollowerInfo;
+import org.apache.ratis.server.leader.LeaderState;
+import org.apache.ratis.server.leader.LogAppender;
+
+/**
+ * Tells the followers of a new commit index at once, with a heartbeat instead of a log entry, as
+ * etcd's leader does when its commit index moves.
+ *
+ * <p>Ratis 3.2.2 sends a follower the leader's commit index only inside AppendEntries, and sends
+ * none when it has no entry to ship until the next heartbeat (250 ms here). Its own remedy is a
+ * commit-metadata entry appended after every commit ({@code raft.server.log.log-metadata.enabled}):
+ * an extra log entry, fsync and AppendEntries on every member for each commit. This class turns
+ * that off and instead, each time the leader applies an entry, sends the new commit index to each
+ * follower that would not otherwise hear of it soon, with a heartbeat ({@link #signal}).
+ *
+ * <p>It hooks in as Ratis' RPC type: the gRPC transport unchanged, except that the log appenders it
+ * creates are remembered per member (several members share a JVM in tests), so that {@link
+ * #signal} can reach those of the member's current leadership.
+ */
+public final class CommitBroadcast implements RpcType {
+  /** Per member: the leadership its appenders belong to, and the appenders. */
+  private static final Map<RaftGroupMemberId, Appenders> APPENDERS = new ConcurrentHashMap<>();
+
+  private record Appenders(LeaderState leadership, List<LogAppender> list) {}
+
+  /** Ratis creates the RPC type from this class' name (raft.rpc.type). */
+  public CommitBroadcast() {}
+
+  @Override
+  public String name() {
+    return CommitBroadcast.class.getName();
+  }
+
+  @Override
+  public RpcFactory newFactory(Parameters parameters) {
+    return new GrpcFactory(parameters) {
+      @Override
+      public LogAppender newLogAppender(RaftServer.Division server, LeaderState state, FollowerInfo follower) {
+        LogAppender appender = super.newLogAppender(server, state, follower);
+        register(server.getMemberId(), state, appender);
+        return appender;
+      }
+    };
+  }
+
+  private static void register(RaftGroupMemberId member, LeaderState leadership, LogAppender appender) {
+    APPENDERS.compute(member, (m, current) -> {
+      List<LogAppender> list = new ArrayList<>();
+      if (current != null && current.leadership() == leadership) {
+        // Ratis replaces a failed follower's appender with a new one: keep only the newest.
+        current.list().stream().filter(a -> !a.getFollowerId().equals(appender.getFollowerId())).forEach(list::add);
+      }
+      list.add(appender);
+      return new Appenders(leadership, List.copyOf(list));
+    });
+  }
+
+  /**
+   * The leader {@code member} has committed (and applied) up to {@code commitIndex}: make each
+   * follower hear it now. A follower with entries still to be sent gets the commit index with them.
+   * One that has acknowledged the entries gets a heartbeat now. One that has not yet (commit needs
+   * only one of two followers) would cap the commit index at what it has flushed, so it gets its
+   * heartbeat once its acknowledgement is in: {@code timer} checks again every millisecond, for at
+   * most {@link #RECHECKS} times. Cheap and non-blocking: a trigger sets a flag and wakes the
+   * appender thread, and triggers coalesce.
+   */
+  static void signal(RaftGroupMemberId member, long commitIndex, ScheduledExecutorService timer) {
+    Appenders appenders = APPENDERS.get(member);
+    if (appenders == null) {
+      return;
+    }
+    for (LogAppender a : appenders.list()) {
+      push(a, commitIndex, timer, RECHECKS);
+    }
+  }
+
+  private static final int RECHECKS = 50;
+
+  private static void push(LogAppender a, long commitIndex, ScheduledExecutorService timer, int rechecks) {
+    FollowerInfo f = a.getFollower();
+    if (!a.isRunning() || f.getCommitIndex() >= commitIndex || a.hasAppendEntries()) {
+      return;
+    }
+    if (f.getMatchIndex() >= commitIndex) {
+      a.triggerHeartbeat();
+    } else if (rechecks > 0 && !timer.isShutdown()) {
+      try {
+        timer.schedule(() -> push(a, commitIndex, timer, rechecks - 1), 1, TimeUnit.MILLISECONDS);
+      } catch (RejectedExecutionException stopping) {
+        // the member is closing
+      }
+    }
+  }
+
+  /** Forgets a member's appenders (the member stopped). */
+  static void forget(RaftGroupMemberId member) {
+    APPENDERS.remove(member);
+  }
+}

@@ -1,0 +1,44 @@
+package io.capstan.kvstore.raft;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.capstan.kvstore.testing.Kv;
+import io.capstan.kvstore.testing.MiniCluster;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Followers apply a write without waiting for a later entry or a heartbeat. The election timeout is
+ * long here (heartbeats every 1 s), so a follower that learned commits only from the next
+ * AppendEntries would show a lone write after up to a second; every write must show on both
+ * followers well before that. Fails with Ratis' commit-metadata entries off and no {@link
+ * CommitBroadcast}.
+ */
+class CommitBroadcastTest {
+
+  @Test
+  void aLoneWriteIsAppliedOnEveryFollowerPromptly() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().electionTimeout(Duration.ofSeconds(4)).start()) {
+      int leader = c.waitForLeader(Duration.ofSeconds(30));
+      List<Integer> followers = new ArrayList<>(List.of(0, 1, 2));
+      followers.remove(Integer.valueOf(leader));
+      Kv.put(c.channel(leader), "cb/warm", "v"); // the first write of a term may wait for the leader to be ready
+      for (int i = 0; i < 5; i++) {
+        // Quiet first, so that no other entry can carry the commit index to the followers.
+        Thread.sleep(300);
+        String key = "cb/" + i;
+        Kv.put(c.channel(leader), key, "v" + i);
+        long start = System.nanoTime();
+        for (int f : followers) {
+          while (Kv.get(c.channel(f), key, true).isEmpty()) {
+            assertThat(Duration.ofNanos(System.nanoTime() - start))
+                .as("write %d not yet applied on follower %d", i, f).isLessThan(Duration.ofMillis(400));
+            Thread.onSpinWait();
+          }
+        }
+      }
+    }
+  }
+}
