@@ -71,6 +71,13 @@ final class KvStateMachine extends BaseStateMachine {
     this.afterApply = afterApply;
   }
 
+  /** Ratis' own entries (a new leader's first entry, configurations) are applied here. */
+  @Override
+  public void notifyTermIndexUpdated(long term, long index) {
+    super.notifyTermIndexUpdated(term, index);
+    afterApply.run();
+  }
+
   @Override
   public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage) throws IOException {
     getLifeCycle().startAndTransition(() -> {
