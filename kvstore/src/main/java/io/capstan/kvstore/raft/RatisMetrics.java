@@ -21,8 +21,9 @@ import org.apache.ratis.thirdparty.com.codahale.metrics.Metric;
  * Dropwizard, created as its components start: {@link #sync} copies the ones of one member (by
  * its Raft peer ID) and is called again periodically to pick up registries created later.
  *
- * <p>Names: {@code ratis_<component>_<metric>} (Ratis' own name without the member ID), lower-cased, with every character Prometheus
- * does not allow replaced by {@code _}; timers are in seconds.
+ * <p>Names: {@code ratis_<component>_<metric>} (Ratis' own name without the member ID),
+ * lower-cased, with every character Prometheus does not allow replaced by {@code _}; timers are in
+ * seconds.
  */
 final class RatisMetrics {
   private RatisMetrics() {}
