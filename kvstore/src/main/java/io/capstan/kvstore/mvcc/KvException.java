@@ -93,6 +93,11 @@ public final class KvException extends RuntimeException {
     return new KvException(Status.Code.UNAVAILABLE, "etcdserver: request timed out");
   }
 
+  /** etcd's answer when the leader that had the proposal failed before it was committed. */
+  public static KvException timeoutDueToLeaderFail() {
+    return new KvException(Status.Code.UNAVAILABLE, "etcdserver: request timed out, possibly due to previous leader failure");
+  }
+
   public static KvException stopped() {
     return new KvException(Status.Code.UNAVAILABLE, "etcdserver: server stopped");
   }

@@ -11,6 +11,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
 /**
@@ -25,9 +26,9 @@ import java.util.function.Function;
  * (no leader, timeout) fails every command in it, exactly as the single entries would have.
  */
 final class ProposalBatcher {
-  private final Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry;
+  private final BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> proposeEntry;
   private final java.util.concurrent.Executor starter;
-  private final int maxInFlight;
+  private final java.util.function.IntSupplier maxInFlight;
   private final int maxBatchBytes;
   private final int maxBatchCommands;
 
@@ -35,7 +36,7 @@ final class ProposalBatcher {
   private final ArrayDeque<Pending> queue = new ArrayDeque<>();
   private int inFlight;
 
-  private record Pending(RaftCommand command, int size, CompletableFuture<ApplyResult> result) {}
+  private record Pending(RaftCommand command, int size, boolean forwarded, CompletableFuture<ApplyResult> result) {}
 
   /**
    * @param proposeEntry replicates one log entry and returns what applying it gave
@@ -45,15 +46,20 @@ final class ProposalBatcher {
    */
   ProposalBatcher(Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry, int maxInFlight,
       int maxBatchBytes, int maxBatchCommands) {
-    this(proposeEntry, maxInFlight, maxBatchBytes, maxBatchCommands, Runnable::run);
+    this((entry, mayForward) -> proposeEntry.apply(entry), () -> maxInFlight, maxBatchBytes, maxBatchCommands,
+        Runnable::run);
   }
 
   /**
+   * @param proposeEntry replicates one log entry; its flag says whether the entry may be handed to
+   *     the leader (false when it holds a command another member forwarded here: see {@link
+   *     LeaderForward})
    * @param starter where the entry that follows a completed one is proposed: not the thread that
    *     completed it, which in a member is Ratis' apply thread (see {@link ReadBarriers} for the
    *     deadlock that calling into Ratis from there caused on the read path)
    */
-  ProposalBatcher(Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry, int maxInFlight,
+  ProposalBatcher(BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> proposeEntry,
+      java.util.function.IntSupplier maxInFlight,
       int maxBatchBytes, int maxBatchCommands, java.util.concurrent.Executor starter) {
     this.starter = starter;
     this.proposeEntry = proposeEntry;
@@ -63,7 +69,12 @@ final class ProposalBatcher {
   }
 
   CompletableFuture<ApplyResult> propose(RaftCommand command) {
-    Pending p = new Pending(command, command.getSerializedSize(), new CompletableFuture<>());
+    return propose(command, false);
+  }
+
+  /** @param forwarded the command came from another member, and must not be forwarded again */
+  CompletableFuture<ApplyResult> propose(RaftCommand command, boolean forwarded) {
+    Pending p = new Pending(command, command.getSerializedSize(), forwarded, new CompletableFuture<>());
     synchronized (this) {
       queue.add(p);
     }
@@ -85,7 +96,7 @@ final class ProposalBatcher {
     while (true) {
       List<Pending> batch;
       synchronized (this) {
-        if (inFlight >= maxInFlight || queue.isEmpty()) {
+        if (inFlight >= maxInFlight.getAsInt() || queue.isEmpty()) {
           return;
         }
         batch = new ArrayList<>();
@@ -107,13 +118,14 @@ final class ProposalBatcher {
 
   private void send(List<Pending> batch) {
     CompletableFuture<ApplyResult> entry;
+    boolean mayForward = batch.stream().noneMatch(Pending::forwarded);
     try {
       if (batch.size() == 1) {
-        entry = proposeEntry.apply(batch.get(0).command());
+        entry = proposeEntry.apply(batch.get(0).command(), mayForward);
       } else {
         CommandBatch.Builder b = CommandBatch.newBuilder();
         batch.forEach(p -> b.addCommands(p.command()));
-        entry = proposeEntry.apply(RaftCommand.newBuilder().setBatch(b).build());
+        entry = proposeEntry.apply(RaftCommand.newBuilder().setBatch(b).build(), mayForward);
       }
     } catch (RuntimeException e) {
       entry = CompletableFuture.failedFuture(e);

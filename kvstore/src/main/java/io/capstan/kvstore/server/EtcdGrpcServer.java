@@ -57,6 +57,8 @@ public final class EtcdGrpcServer implements AutoCloseable {
             .addService(new LeaseService(ctx, config.minLeaseTtlSeconds()).definition())
             .addService(new ClusterService(ctx))
             .addService(new MaintenanceService(ctx, config.dataDir().resolve("tmp")))
+            // member to member: followers hand their clients' writes to the leader's queue
+            .addService(raft.forwardService())
             .maxInboundMessageSize(config.maxRequestBytes() + GRPC_OVERHEAD_BYTES)
             // etcd clients ping often (etcdctl every 2 s by default); etcd permits it.
             .permitKeepAliveTime(1, TimeUnit.SECONDS)

@@ -45,9 +45,12 @@ final class KvService extends KVGrpc.KVImplBase {
     CompletableFuture<RangeResponse> result;
     try {
       RequestChecks.checkRange(request);
-      result = request.getSerializable()
+      CompletableFuture<Void> barrier = request.getSerializable()
+          ? ctx.raft().localReadBarrier()
+          : ctx.raft().readBarrier();
+      result = barrier.isDone() && request.getSerializable()
           ? CompletableFuture.completedFuture(read(request))
-          : ctx.raft().readBarrier().thenApplyAsync(v -> read(request), ctx.readExecutor());
+          : barrier.thenApplyAsync(v -> read(request), ctx.readExecutor());
     } catch (KvException e) {
       result = CompletableFuture.failedFuture(e);
     }

@@ -134,11 +134,8 @@ class ProposalBatcherTest {
   void theNextEntryIsProposedOnTheStarterNotOnTheThreadThatCompletedTheLast() {
     List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
     List<Runnable> starts = new ArrayList<>();
-    ProposalBatcher batcher = new ProposalBatcher(c -> {
-      CompletableFuture<ApplyResult> f = new CompletableFuture<>();
-      entries.add(f);
-      return f;
-    }, 1, 1 << 20, 100, starts::add);
+    ProposalBatcher batcher = new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, 1 << 20, 100,
+        starts::add);
     CompletableFuture<ApplyResult> first = batcher.propose(RaftCommand.newBuilder().setPut(PutRequest.newBuilder()
         .setKey(ByteString.copyFromUtf8("a"))).build());
     CompletableFuture<ApplyResult> second = batcher.propose(RaftCommand.newBuilder().setPut(PutRequest.newBuilder()
@@ -151,5 +148,34 @@ class ProposalBatcherTest {
     assertThat(entries).hasSize(2);
     entries.get(1).complete(ApplyResult.getDefaultInstance());
     assertThat(second).isCompleted();
+  }
+
+  @Test
+  void anEntryHoldingACommandForwardedByAnotherMemberIsNeverForwardedAgain() {
+    List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
+    List<Boolean> mayForward = new ArrayList<>();
+    ProposalBatcher batcher = new ProposalBatcher(recording(entries, mayForward), () -> 1, 1 << 20, 100, Runnable::run);
+    RaftCommand put = RaftCommand.newBuilder().setPut(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
+    batcher.propose(put);
+    // queued behind the first entry: one of them came from another member
+    batcher.propose(put);
+    batcher.propose(put, true);
+    entries.get(0).complete(ApplyResult.getDefaultInstance());
+    batcher.propose(put);
+    batcher.propose(put);
+    entries.get(1).complete(ApplyResult.newBuilder().setBatch(io.capstan.kvstore.proto.ApplyResults.newBuilder()
+        .addResults(ApplyResult.getDefaultInstance()).addResults(ApplyResult.getDefaultInstance())).build());
+    assertThat(mayForward).containsExactly(true, false, true);
+  }
+
+  /** An entry proposer that records each entry's future and whether it may be forwarded. */
+  private static java.util.function.BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> recording(
+      List<CompletableFuture<ApplyResult>> entries, List<Boolean> mayForward) {
+    return (entry, forwardable) -> {
+      CompletableFuture<ApplyResult> f = new CompletableFuture<>();
+      entries.add(f);
+      mayForward.add(forwardable);
+      return f;
+    };
   }
 }

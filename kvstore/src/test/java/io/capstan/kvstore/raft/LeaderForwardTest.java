@@ -1,0 +1,156 @@
+package io.capstan.kvstore.raft;
+
+import static io.capstan.kvstore.testing.Kv.bs;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.ForwardReply;
+import io.capstan.kvstore.proto.ForwardRequest;
+import io.capstan.kvstore.proto.LeaseExpire;
+import io.capstan.kvstore.proto.RaftCommand;
+import io.capstan.kvstore.testing.Kv;
+import io.capstan.kvstore.testing.MiniCluster;
+import io.etcd.jetcd.api.DeleteRangeRequest;
+import io.etcd.jetcd.api.PutRequest;
+import io.grpc.Channel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ClientCalls;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Follower writes go to the leader's proposal queue ({@link LeaderForward}); the follower answers
+ * once it has applied them itself; members refuse what they must not propose.
+ */
+class LeaderForwardTest {
+  private static MiniCluster cluster;
+  private static int leader;
+  private static int follower;
+
+  @BeforeAll
+  static void start() {
+    cluster = MiniCluster.start(3);
+    leader = cluster.waitForLeader(Duration.ofSeconds(30));
+    follower = (leader + 1) % 3;
+    Kv.put(cluster.channel(leader), "fw/warm", "v"); // the leader is ready, the attributes published
+  }
+
+  @AfterAll
+  static void stop() {
+    cluster.close();
+  }
+
+  private static RaftNode raft(int i) {
+    return cluster.member(i).raft();
+  }
+
+  private static ForwardReply forward(Channel ch, ForwardRequest request) {
+    return ClientCalls.blockingUnaryCall(ch, LeaderForward.PROPOSE, io.grpc.CallOptions.DEFAULT
+        .withDeadlineAfter(java.time.Duration.ofSeconds(10).toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS), request);
+  }
+
+  private static void assertRefused(int member, ForwardRequest request, Status.Code code, String description) {
+    assertThatThrownBy(() -> forward(cluster.channel(member), request))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+          assertThat(e.getStatus().getCode()).isEqualTo(code);
+          assertThat(e.getStatus().getDescription()).startsWith(description);
+        });
+  }
+
+  private static RaftCommand put(String key, String value) {
+    return RaftCommand.newBuilder().setPut(PutRequest.newBuilder().setKey(bs(key)).setValue(bs(value))).build();
+  }
+
+  @Test
+  void followerWritesGoToTheLeaderAndTheFollowerServesThemAtOnce() {
+    long sentBefore = raft(follower).forwardedCommands();
+    long receivedBefore = raft(leader).forwardReceivedCommands();
+    // The follower connects to the leader's client URL on first use (Ratis' client carries the
+    // writes meanwhile), then forwards every write.
+    await("the follower forwards to the leader").atMost(Duration.ofSeconds(10)).until(() -> {
+      Kv.put(cluster.channel(follower), "fw/connect", "v");
+      return raft(follower).forwardedCommands() > sentBefore;
+    });
+    List<String> missing = new ArrayList<>();
+    for (int i = 0; i < 50; i++) {
+      String key = "fw/ryw/" + i;
+      long rev = Kv.put(cluster.channel(follower), key, "v" + i).getHeader().getRevision();
+      // a serializable read on the same member, right after the answer: it must see the write
+      var kv = Kv.get(cluster.channel(follower), key, true);
+      if (kv.isEmpty() || kv.get().getModRevision() != rev) {
+        missing.add(key);
+      }
+    }
+    assertThat(missing).as("writes not yet visible on the member that acknowledged them").isEmpty();
+    assertThat(raft(follower).forwardedCommands() - sentBefore).isGreaterThanOrEqualTo(50);
+    assertThat(raft(leader).forwardReceivedCommands() - receivedBefore).isGreaterThanOrEqualTo(50);
+  }
+
+  @Test
+  void theLeaderAnswersEachForwardedCommandWithItsOwnResult() {
+    Kv.put(cluster.channel(leader), "fw/each/b", "old");
+    ForwardReply reply = forward(cluster.channel(leader), ForwardRequest.newBuilder()
+        .setClusterId(raft(leader).clusterId())
+        .setMemberId(raft(follower).memberId())
+        .addCommands(put("fw/each/a", "1"))
+        .addCommands(RaftCommand.newBuilder().setPut(PutRequest.newBuilder().setKey(bs("fw/each/c")).setValue(bs("x"))
+            .setLease(0x7eadbeefL)))
+        .addCommands(RaftCommand.newBuilder().setDeleteRange(DeleteRangeRequest.newBuilder().setKey(bs("fw/each/b"))
+            .setPrevKv(true)))
+        .build());
+    assertThat(reply.getResultsList()).hasSize(3);
+    ApplyResult put = reply.getResults(0);
+    assertThat(put.hasPut()).isTrue();
+    ApplyResult unknownLease = reply.getResults(1);
+    assertThat(unknownLease.getError().getGrpcCode()).isEqualTo(Status.Code.NOT_FOUND.value());
+    assertThat(unknownLease.getError().getMessage()).isEqualTo("etcdserver: requested lease not found");
+    ApplyResult delete = reply.getResults(2);
+    assertThat(delete.getDeleteRange().getDeleted()).isEqualTo(1);
+    assertThat(Kv.str(delete.getDeleteRange().getPrevKvs(0).getValue())).isEqualTo("old");
+    assertThat(delete.getDeleteRange().getHeader().getRevision())
+        .isGreaterThan(put.getPut().getHeader().getRevision());
+    assertThat(reply.getAppliedIndex()).isGreaterThan(0);
+    assertThat(Kv.get(cluster.channel(leader), "fw/each/a", false)).isPresent();
+    assertThat(Kv.get(cluster.channel(leader), "fw/each/c", false)).isEmpty();
+  }
+
+  @Test
+  void aMemberThatIsNotTheLeaderRefusesAndProposesNothing() {
+    ForwardRequest request = ForwardRequest.newBuilder()
+        .setClusterId(raft(follower).clusterId())
+        .setMemberId(raft(leader).memberId())
+        .addCommands(put("fw/refused", "v"))
+        .build();
+    assertRefused(follower, request, Status.Code.FAILED_PRECONDITION, "capstan: not the leader");
+    assertThat(Kv.get(cluster.channel(leader), "fw/refused", false)).isEmpty();
+  }
+
+  @Test
+  void aForwardFromAnotherClusterIsRefused() {
+    ForwardRequest request = ForwardRequest.newBuilder()
+        .setClusterId(raft(leader).clusterId() ^ 1)
+        .addCommands(put("fw/other-cluster", "v"))
+        .build();
+    assertRefused(leader, request, Status.Code.FAILED_PRECONDITION, "capstan: cluster ID mismatch");
+    assertThat(Kv.get(cluster.channel(leader), "fw/other-cluster", false)).isEmpty();
+  }
+
+  @Test
+  void onlyCommandsThatClientRequestsMakeMayBeForwarded() {
+    // lease expiry is the leader's own decision: nobody may propose it from outside
+    ForwardRequest request = ForwardRequest.newBuilder()
+        .setClusterId(raft(leader).clusterId())
+        .addCommands(put("fw/with-expiry", "v"))
+        .addCommands(RaftCommand.newBuilder().setLeaseExpire(LeaseExpire.newBuilder().addIds(1)))
+        .build();
+    assertRefused(leader, request, Status.Code.INVALID_ARGUMENT, "capstan: a LEASE_EXPIRE command cannot be forwarded");
+    assertThat(Kv.get(cluster.channel(leader), "fw/with-expiry", false)).isEmpty();
+  }
+}
