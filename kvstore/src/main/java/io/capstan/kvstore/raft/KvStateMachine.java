@@ -66,7 +66,7 @@ final class KvStateMachine extends BaseStateMachine {
     this.isLeader = isLeader;
   }
 
-  /** Runs after each applied entry, on the apply thread; must not block ({@link CommitBroadcast}). */
+  /** Runs after each applied entry and each installed snapshot; must not block ({@link CommitBroadcast}). */
   void setAfterApply(Runnable afterApply) {
     this.afterApply = afterApply;
   }
@@ -108,6 +108,7 @@ final class KvStateMachine extends BaseStateMachine {
     storage.loadLatestSnapshot();
     loadLatestSnapshot();
     snapshotsInstalled.incrementAndGet();
+    afterApply.run(); // what waited for an index the snapshot covers may go on
     if (getLifeCycle().getCurrentState() == LifeCycle.State.STARTING) {
       getLifeCycle().transition(LifeCycle.State.RUNNING);
     }

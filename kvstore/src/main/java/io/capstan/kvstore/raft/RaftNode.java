@@ -411,7 +411,11 @@ public final class RaftNode implements AutoCloseable {
    * follows a write at once waits, typically less than a heartbeat round trip.
    */
   public CompletableFuture<Void> localReadBarrier() {
-    CompletableFuture<Void> f = appliedWaiters.await(acknowledgedIndex.get());
+    long acked = acknowledgedIndex.get();
+    if (acked <= appliedIndex()) {
+      return CompletableFuture.completedFuture(null);
+    }
+    CompletableFuture<Void> f = appliedWaiters.await(acked);
     if (f.isDone()) {
       return f;
     }
