@@ -98,7 +98,7 @@ final class LeaderForward implements AutoCloseable {
     int colon = address.lastIndexOf(':');
     return NettyChannelBuilder.forAddress(address.substring(0, colon), Integer.parseInt(address.substring(colon + 1)))
         .usePlaintext()
-        // replies are handed on at once (to the apply waiters and the batcher), nothing blocks
+        // replies are handed on at once (to the batcher and the clients), nothing blocks
         .directExecutor()
         .maxInboundMessageSize(Integer.MAX_VALUE)
         .build();
