@@ -18,31 +18,13 @@ capstan="$root/deploy/target/capstan/bin/capstan"
 base=25790
 work="$(mktemp -d)"
 pids=()
-stop() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'stop; rm -rf "$work"' EXIT
-
-bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
+trap 'stop_members; rm -rf "$work"' EXIT
 
 run() {
-  local opts=$1 initial="" i eps lead follower e
-  rm -rf "$work"/m*
-  for i in 0 1 2; do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
-  for i in 0 1 2; do
-    CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
-      --listen-client-urls "http://127.0.0.1:$((base + i))" \
-      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-      --initial-cluster "$initial" > "$work/m$i.log" 2>&1 &
-    pids+=($!)
-  done
-  eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-  for i in $(seq 1 120); do
-    [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && break
-    sleep 0.5
-  done
+  local opts=$1 lead follower e
+  start_members "$opts"
   bench put --endpoints "$eps" --clients 64 --total 20000 --warmup 0 > /dev/null
   bench put --endpoints "$eps" --clients 64 --total 20000
   bench put --endpoints "$eps" --clients 64 --total 20000
@@ -52,7 +34,7 @@ run() {
   bench put --endpoints "$follower" --conns 1 --clients 1 --total 2000 --warmup 100
   echo -n "through the leader: "
   bench put --endpoints "$lead" --conns 1 --clients 1 --total 2000 --warmup 100
-  stop
+  stop_members
 }
 
 for r in $(seq 1 "${3:-2}"); do

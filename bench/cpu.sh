@@ -19,26 +19,14 @@ leader_only=0
 base=26790
 work="$(mktemp -d)"
 pids=()
-trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
+trap 'stop_members; rm -rf "$work"' EXIT
 
-bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
 hz=$(getconf CLK_TCK)
 
-initial=""
-for i in 0 1 2; do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
-for i in 0 1 2; do
-  CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
-    --listen-client-urls "http://127.0.0.1:$((base + i))" \
-    --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-    --initial-cluster "$initial" > "$work/m$i.log" 2>&1 &
-  pids+=($!)
-done
-eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-for _ in $(seq 1 120); do
-  [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && break
-  sleep 0.5
-done
+start_members "$opts"
 bench put --endpoints "$eps" --clients 64 --total 20000 --warmup 0 > /dev/null
 [ $leader_only = 1 ] && eps="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
 

@@ -61,9 +61,4 @@ final class AppliedIndexWaiters {
       ready.forEach(f -> f.complete(null));
     }
   }
-
-  /** Waiters (for metrics and tests). */
-  synchronized int waiting() {
-    return waiting.values().stream().mapToInt(List::size).sum();
-  }
 }

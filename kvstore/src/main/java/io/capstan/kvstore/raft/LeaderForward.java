@@ -11,7 +11,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.protobuf.ProtoUtils;
 import io.grpc.stub.ClientCalls;
@@ -66,15 +65,9 @@ final class LeaderForward implements AutoCloseable {
   private static final String NOT_LEADER = "capstan: not the leader";
 
   private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
-  private final int maxMessageBytes;
   final AtomicLong forwardedCommands = new AtomicLong();
   final AtomicLong fallbacks = new AtomicLong();
   final AtomicLong receivedCommands = new AtomicLong();
-
-  /** @param maxMessageBytes the largest reply accepted (a batch's results) */
-  LeaderForward(int maxMessageBytes) {
-    this.maxMessageBytes = maxMessageBytes;
-  }
 
   /** Whether the leader takes {@code command} through this path (the rest go through Ratis). */
   static boolean forwardable(RaftCommand command) {
@@ -100,6 +93,8 @@ final class LeaderForward implements AutoCloseable {
         .usePlaintext()
         // replies are handed on at once (to the batcher and the clients), nothing blocks
         .directExecutor()
+        // a reply holds every command's result, txn ranges included: no limit of its own, as a
+        // refused reply would fail writes that were committed
         .maxInboundMessageSize(Integer.MAX_VALUE)
         .build();
   }
@@ -112,8 +107,7 @@ final class LeaderForward implements AutoCloseable {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
     ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
     ClientCalls.asyncUnaryCall(ch.newCall(PROPOSE, CallOptions.DEFAULT
-            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)
-            .withMaxInboundMessageSize(maxMessageBytes)), request,
+            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request,
         new StreamObserver<>() {
           @Override
           public void onNext(ForwardReply reply) {
@@ -189,20 +183,19 @@ final class LeaderForward implements AutoCloseable {
   }
 
   private static ApplyResult asResult(Throwable error) {
-    Throwable e = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+    Throwable e = unwrap(error);
     KvException kv = e instanceof KvException k ? k : KvException.timeout();
     return ApplyResult.newBuilder().setError(kv.toApplyError()).build();
   }
 
   /** Whether a forward's failure means none of its commands was proposed. */
   static boolean refused(Throwable error) {
-    Throwable e = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+    Throwable e = unwrap(error);
     return e instanceof Refused;
   }
 
-  static boolean isStatus(Throwable error) {
-    Throwable e = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
-    return e instanceof StatusRuntimeException;
+  private static Throwable unwrap(Throwable error) {
+    return error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
   }
 
   @Override

@@ -98,8 +98,7 @@ public final class RaftNode implements AutoCloseable {
    * ~1,650 (bigger batches beat more overlap, as each entry costs CPU on every member). A
    * follower has one batch at a time on its way to the leader's queue ({@link LeaderForward}).
    */
-  private final ProposalBatcher batcher = new ProposalBatcher(this::replicate, this::maxEntriesInFlight,
-      1024 * 1024, 512, submitter);
+  private final ProposalBatcher batcher;
   private static final int LEADER_IN_FLIGHT = Integer.getInteger("capstan.propose.max-in-flight", 1);
   private static final int FOLLOWER_IN_FLIGHT = Integer.getInteger("capstan.forward.max-in-flight", 1);
   private final ClusterMembers members;
@@ -112,8 +111,11 @@ public final class RaftNode implements AutoCloseable {
       LeaseClock leaseClock, KvStateMachine stateMachine, long clusterId, ClusterMembers members) throws IOException {
     this.stateMachine = stateMachine;
     this.members = members;
-    // a forward carries at most one batch (1 MiB) or one request; its reply, the results
-    this.forward = new LeaderForward(Math.max(config.maxRequestBytes(), 1024 * 1024) + 8 * 1024 * 1024);
+    this.forward = new LeaderForward();
+    // A batch stays within the request limit, which the leader's client port accepts (with
+    // headroom) from a follower that forwards it.
+    this.batcher = new ProposalBatcher(this::replicate, this::maxEntriesInFlight,
+        Math.min(1024 * 1024, config.maxRequestBytes()), 512, submitter);
     this.config = config;
     this.server = server;
     this.group = group;

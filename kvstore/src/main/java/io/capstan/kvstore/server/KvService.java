@@ -45,12 +45,15 @@ final class KvService extends KVGrpc.KVImplBase {
     CompletableFuture<RangeResponse> result;
     try {
       RequestChecks.checkRange(request);
-      CompletableFuture<Void> barrier = request.getSerializable()
-          ? ctx.raft().localReadBarrier()
-          : ctx.raft().readBarrier();
-      result = barrier.isDone() && request.getSerializable()
-          ? CompletableFuture.completedFuture(read(request))
-          : barrier.thenApplyAsync(v -> read(request), ctx.readExecutor());
+      if (!request.getSerializable()) {
+        result = ctx.raft().readBarrier().thenApplyAsync(v -> read(request), ctx.readExecutor());
+      } else {
+        // waits only right after this member acknowledged a write it has not applied yet
+        CompletableFuture<Void> applied = ctx.raft().localReadBarrier();
+        result = applied.isDone()
+            ? CompletableFuture.completedFuture(read(request))
+            : applied.thenApplyAsync(v -> read(request), ctx.readExecutor());
+      }
     } catch (KvException e) {
       result = CompletableFuture.failedFuture(e);
     }

@@ -153,4 +153,29 @@ class LeaderForwardTest {
     assertRefused(leader, request, Status.Code.INVALID_ARGUMENT, "capstan: a LEASE_EXPIRE command cannot be forwarded");
     assertThat(Kv.get(cluster.channel(leader), "fw/with-expiry", false)).isEmpty();
   }
+
+  @Test
+  void aFollowersBatchesStayWithinTheRequestLimitTheLeaderAccepts() throws Exception {
+    // 8 KiB requests: the leader's client port takes messages up to 8 KiB + 512 KiB, so a follower
+    // that let its batches grow to 1 MiB had the larger forwards refused, and their writes failed
+    try (MiniCluster c = MiniCluster.builder().maxRequestBytes(8 * 1024).start()) {
+      int lead = c.waitForLeader(Duration.ofSeconds(30));
+      int fol = (lead + 1) % 3;
+      RaftNode node = c.member(fol).raft();
+      await("the follower forwards to the leader").atMost(Duration.ofSeconds(10)).until(() -> {
+        Kv.put(c.channel(fol), "fw/limit/connect", "v");
+        return node.forwardedCommands() > 0;
+      });
+      var stub = io.etcd.jetcd.api.KVGrpc.newFutureStub(c.channel(fol));
+      String value = "x".repeat(6 * 1024);
+      List<com.google.common.util.concurrent.ListenableFuture<io.etcd.jetcd.api.PutResponse>> puts = new ArrayList<>();
+      for (int i = 0; i < 300; i++) {
+        puts.add(stub.put(PutRequest.newBuilder().setKey(bs("fw/limit/" + i)).setValue(bs(value)).build()));
+      }
+      for (var p : puts) {
+        assertThat(p.get(30, java.util.concurrent.TimeUnit.SECONDS).getHeader().getRevision()).isGreaterThan(0);
+      }
+      assertThat(node.forwardedCommands()).isGreaterThan(300);
+    }
+  }
 }

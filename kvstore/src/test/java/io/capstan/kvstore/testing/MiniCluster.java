@@ -58,6 +58,7 @@ public final class MiniCluster implements AutoCloseable {
           .snapshotCount(b.snapshotCount)
           .logSegmentBytes(b.logSegmentBytes)
           .quotaBackendBytes(b.quotaBackendBytes)
+          .maxRequestBytes(b.maxRequestBytes)
           .electionTimeout(b.electionTimeout)
           .progressNotifyInterval(b.progressNotifyInterval)
           .build());
@@ -238,6 +239,7 @@ public final class MiniCluster implements AutoCloseable {
     private Duration electionTimeout = Duration.ofMillis(1000);
     private Duration progressNotifyInterval = Duration.ofMinutes(10);
     private long quotaBackendBytes = 0;
+    private int maxRequestBytes = KvStoreConfig.DEFAULT_MAX_REQUEST_BYTES;
 
     public Builder size(int v) { size = v; return this; }
     public Builder snapshotCount(long v) { snapshotCount = v; return this; }
@@ -245,6 +247,7 @@ public final class MiniCluster implements AutoCloseable {
     public Builder electionTimeout(Duration v) { electionTimeout = v; return this; }
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
     public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
+    public Builder maxRequestBytes(int v) { maxRequestBytes = v; return this; }
 
     /** Starts every member (in parallel, as Raft needs a majority to elect) and waits for a leader. */
     public MiniCluster start() {

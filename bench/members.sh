@@ -1,0 +1,33 @@
+# Sourced by bench/ab.sh and bench/cpu.sh: a fresh 3-member kvstore from the built distribution.
+# Needs $capstan (bin/capstan), $base (first client port; peers at base+10..) and $work (a
+# scratch directory); fills pids[] and eps.
+
+bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
+
+# start_members "<JVM options>": starts the members, returns once one of them leads
+start_members() {
+  local opts=$1 initial="" i
+  rm -rf "$work"/m*
+  for i in 0 1 2; do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
+  for i in 0 1 2; do
+    CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
+      --listen-client-urls "http://127.0.0.1:$((base + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-cluster "$initial" > "$work/m$i.log" 2>&1 &
+    pids+=($!)
+  done
+  eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
+  for i in $(seq 1 120); do
+    [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && return 0
+    sleep 0.5
+  done
+  echo "no leader at $eps after 60 s" >&2
+  return 1
+}
+
+# stop_members: SIGKILLs the members and reaps them
+stop_members() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  pids=()
+}
