@@ -39,11 +39,11 @@ import org.slf4j.LoggerFactory;
 public final class WatchCache implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(WatchCache.class);
 
-  /** A change as API watchers see it. {@code revision} is the object's new resourceVersion. */
   /**
-   * One event as watchers receive it. Its encodings (protobuf for gRPC watchers, a JSON line for
-   * REST ones) are made once, by the first watcher that needs them, and shared by the rest: a
-   * thousand watchers of a resource cost one serialization per event.
+   * A change as API watchers see it; {@code revision} is the object's new resourceVersion. Its
+   * encodings (protobuf for gRPC watchers, a JSON line for REST ones) are made once, by the first
+   * watcher that needs them, and shared by the rest: a thousand watchers of a resource cost one
+   * serialization per event.
    */
   public static final class ObjectEvent {
     private final String type;
