@@ -38,6 +38,8 @@ final class WatchLatency implements Callable<Integer> {
     Latencies lat = new Latencies();
     AtomicInteger created = new AtomicInteger();
     AtomicLong deliveries = new AtomicLong();
+    // set when the run ends: the streams then fail as their channels close, which is no news
+    java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
     List<StreamObserver<WatchRequest>> requests = new ArrayList<>();
     try (Endpoints eps = new Endpoints(common.endpoints, common.conns)) {
       for (int s = 0; s < streams; s++) {
@@ -58,7 +60,9 @@ final class WatchLatency implements Callable<Integer> {
 
           @Override
           public void onError(Throwable t) {
-            System.err.println("watch stream failed: " + t);
+            if (!done.get()) {
+              System.err.println("watch stream failed: " + t);
+            }
           }
 
           @Override
@@ -98,6 +102,7 @@ final class WatchLatency implements Callable<Integer> {
       }
       System.out.printf("watch-latency watchers=%d streams=%d puts=%d rate=%d/s: %s deliveries=%d/%d%n",
           watchers, streams, puts, rate, lat.summary(), deliveries.get(), expected);
+      done.set(true);
       for (StreamObserver<WatchRequest> r : requests) {
         synchronized (r) {
           r.onCompleted();
