@@ -1,10 +1,11 @@
 package io.capstan.apiserver;
 
+import io.capstan.common.CommonPool;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /** {@code capstan api-server}: flags to an {@link ApiServer}. */
 @Command(name = "capstan api-server", mixinStandardHelpOptions = true,
@@ -38,6 +39,7 @@ public final class ApiServerMain implements Callable<Integer> {
   }
 
   public static void main(String[] args) {
+    CommonPool.atLeastTwoThreads();
     System.exit(new CommandLine(new ApiServerMain()).execute(args));
   }
 }

@@ -1,6 +1,7 @@
 package io.capstan.bench;
 
 import com.google.protobuf.ByteString;
+import io.capstan.common.CommonPool;
 import io.etcd.jetcd.api.KVGrpc;
 import io.etcd.jetcd.api.MaintenanceGrpc;
 import io.etcd.jetcd.api.PutRequest;
@@ -10,10 +11,10 @@ import io.etcd.jetcd.api.StatusResponse;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /**
  * {@code capstan bench <workload>}: drives any etcd v3 endpoint set (Capstan's kvstore or etcd)
@@ -137,6 +138,7 @@ public final class BenchMain {
   }
 
   public static void main(String[] args) {
+    CommonPool.atLeastTwoThreads();
     System.exit(new CommandLine(new BenchMain()).execute(args));
   }
 }

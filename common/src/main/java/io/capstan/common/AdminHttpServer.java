@@ -82,6 +82,7 @@ public final class AdminHttpServer implements AutoCloseable {
 
   private static HttpServer.Handler handler(MetricRegistry metrics, Supplier<Check> health, Supplier<Check> ready,
       HttpServer.Handler fallback) {
+    JvmMetrics.register(metrics);
     PrometheusRegistry prometheus = new PrometheusRegistry();
     DropwizardExports.builder().dropwizardRegistry(metrics).register(prometheus);
     PrometheusTextFormatWriter writer = PrometheusTextFormatWriter.create();

@@ -160,6 +160,27 @@ public final class DistCluster implements AutoCloseable {
     });
   }
 
+  /** One figure from member {@code i}'s {@code /metrics} (Prometheus text), by its exact name. */
+  public double metric(int i, String name) {
+    try {
+      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPorts[i] + "/metrics").toURL().openConnection();
+      c.setConnectTimeout(1000);
+      c.setReadTimeout(5000);
+      try (var in = c.getInputStream()) {
+        for (String line : new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).split("\n")) {
+          if (line.startsWith(name + " ")) {
+            return Double.parseDouble(line.substring(name.length() + 1).trim());
+          }
+        }
+      } finally {
+        c.disconnect();
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    throw new AssertionError(name(i) + " has no metric " + name);
+  }
+
   public String log(int i) {
     try {
       List<String> lines = Files.readAllLines(root.resolve(name(i) + ".log"));

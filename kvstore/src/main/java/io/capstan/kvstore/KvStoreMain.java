@@ -1,5 +1,6 @@
 package io.capstan.kvstore;
 
+import io.capstan.common.CommonPool;
 import io.capstan.common.Urls;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,9 +9,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /** {@code capstan kvstore}: one kvstore member, with etcd's flag names. */
 @Command(name = "capstan kvstore", mixinStandardHelpOptions = true, sortOptions = false,
@@ -138,6 +139,7 @@ public final class KvStoreMain implements Callable<Integer> {
   }
 
   public static void main(String[] args) {
+    CommonPool.atLeastTwoThreads();
     CommandLine cli = new CommandLine(new KvStoreMain());
     cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
       cmd.getErr().println("capstan kvstore: " + e.getMessage());
