@@ -131,14 +131,19 @@ final class ProposalBatcher {
       entry = CompletableFuture.failedFuture(e);
     }
     entry.whenComplete((result, error) -> {
+      boolean waiting;
       synchronized (this) {
         inFlight--;
+        // a command queued after this check proposes itself: it sees the slot freed above
+        waiting = !queue.isEmpty();
       }
       // Start the next entry before completing this one's callers: their callbacks run gRPC sends.
-      try {
-        starter.execute(this::drain);
-      } catch (java.util.concurrent.RejectedExecutionException shutDown) {
-        failQueued(shutDown);
+      if (waiting) {
+        try {
+          starter.execute(this::drain);
+        } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+          failQueued(shutDown);
+        }
       }
       if (error != null) {
         batch.forEach(p -> p.result().completeExceptionally(error));
