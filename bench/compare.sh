@@ -33,6 +33,8 @@ trap cleanup EXIT
 bench() { CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+# CPU time (user + system, clock ticks) the members have used so far
+cpu_ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 
 # start_<system> <base port>: starts 3 members, fills pids[] and endpoints.
 start_capstan() {
@@ -87,7 +89,10 @@ run_suite() {
   # thousands of requests; etcd does not need it but gets it too).
   bench put --endpoints "$eps" --clients 64 --total $warmup_total --warmup 0 > /dev/null
 
+  local ticks0; ticks0=$(cpu_ticks)
   R[$label,put64]="$(bench put --endpoints "$eps" --clients 64 --total $put_total | tee -a /dev/stderr)"
+  # the three members' CPU per put over that run (microseconds)
+  R[$label,cpu64]=$(( ($(cpu_ticks) - ticks0) * 1000000 / $(getconf CLK_TCK) / put_total ))
   # Serial runs talk to one member; whether it leads changes the figure (a follower forwards the
   # write, and asks the leader for a read index), so both systems are measured through a follower.
   local lead follower e
@@ -143,6 +148,7 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 | metric | Capstan kvstore (3 members) | etcd 3.4 (3 members) |
 |---|---|---|
 | put, 64 in flight: ops/s | $(ops "${R[capstan,put64]}") | $(ops "${R[etcd,put64]}") |
+| put, 64 in flight: CPU of the 3 members a put (µs) | ${R[capstan,cpu64]} | ${R[etcd,cpu64]} |
 | put, 64 in flight: p50 / p99 | $(pct "${R[capstan,put64]}" p50) / $(pct "${R[capstan,put64]}" p99) | $(pct "${R[etcd,put64]}" p50) / $(pct "${R[etcd,put64]}" p99) |
 | serial put through a follower: ops/s | $(ops "${R[capstan,put1]}") | $(ops "${R[etcd,put1]}") |
 | serial put through a follower: p50 / p99 | $(pct "${R[capstan,put1]}" p50) / $(pct "${R[capstan,put1]}" p99) | $(pct "${R[etcd,put1]}" p50) / $(pct "${R[etcd,put1]}" p99) |
