@@ -68,6 +68,10 @@ final class LeaderForward implements AutoCloseable {
   final AtomicLong forwardedCommands = new AtomicLong();
   final AtomicLong fallbacks = new AtomicLong();
   final AtomicLong receivedCommands = new AtomicLong();
+  /** A follower's forwards, from the send to the leader's reply (or failure). */
+  final com.codahale.metrics.Timer sends = new com.codahale.metrics.Timer();
+  /** The leader's handling of a forward, from its arrival to the reply. */
+  final com.codahale.metrics.Timer handled = new com.codahale.metrics.Timer();
 
   /** Whether the leader takes {@code command} through this path (the rest go through Ratis). */
   static boolean forwardable(RaftCommand command) {
@@ -105,6 +109,8 @@ final class LeaderForward implements AutoCloseable {
    */
   CompletableFuture<ForwardReply> send(String address, ForwardRequest request, long timeoutMs) {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
+    com.codahale.metrics.Timer.Context timing = sends.time();
+    out.whenComplete((r, e) -> timing.stop());
     ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
     ClientCalls.asyncUnaryCall(ch.newCall(PROPOSE, CallOptions.DEFAULT
             .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request,
@@ -170,6 +176,7 @@ final class LeaderForward implements AutoCloseable {
       return;
     }
     receivedCommands.addAndGet(request.getCommandsCount());
+    com.codahale.metrics.Timer.Context timing = handled.time();
     List<CompletableFuture<ApplyResult>> results = new ArrayList<>(request.getCommandsCount());
     for (RaftCommand c : request.getCommandsList()) {
       results.add(node.proposeForwarded(c).handle((r, e) -> e == null ? r : asResult(e)));
@@ -179,6 +186,7 @@ final class LeaderForward implements AutoCloseable {
       results.forEach(f -> reply.addResults(f.join()));
       observer.onNext(reply.setAppliedIndex(node.appliedIndex()).build());
       observer.onCompleted();
+      timing.stop();
     });
   }
 

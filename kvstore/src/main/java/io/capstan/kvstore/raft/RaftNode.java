@@ -441,6 +441,16 @@ public final class RaftNode implements AutoCloseable {
     return forward.fallbacks.get();
   }
 
+  /** This member's forwards to the leader, send to reply. */
+  public com.codahale.metrics.Timer forwardSends() {
+    return forward.sends;
+  }
+
+  /** The forwards this member handled as leader, arrival to reply. */
+  public com.codahale.metrics.Timer forwardsHandled() {
+    return forward.handled;
+  }
+
   /**
    * Replicates one log entry (a command or a batch of them) and returns what applying it gave. A
    * follower hands client commands to the leader's queue ({@link LeaderForward}) when it can;

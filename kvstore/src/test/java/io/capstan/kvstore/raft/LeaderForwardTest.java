@@ -72,6 +72,8 @@ class LeaderForwardTest {
   void followerWritesGoToTheLeaderAndTheFollowerServesThemAtOnce() {
     long sentBefore = raft(follower).forwardedCommands();
     long receivedBefore = raft(leader).forwardReceivedCommands();
+    long sendsTimedBefore = raft(follower).forwardSends().getCount();
+    long handledTimedBefore = raft(leader).forwardsHandled().getCount();
     // The follower connects to the leader's client URL on first use (Ratis' client carries the
     // writes meanwhile), then forwards every write.
     await("the follower forwards to the leader").atMost(Duration.ofSeconds(10)).until(() -> {
@@ -91,6 +93,9 @@ class LeaderForwardTest {
     assertThat(missing).as("writes not yet visible on the member that acknowledged them").isEmpty();
     assertThat(raft(follower).forwardedCommands() - sentBefore).isGreaterThanOrEqualTo(50);
     assertThat(raft(leader).forwardReceivedCommands() - receivedBefore).isGreaterThanOrEqualTo(50);
+    // each forward is timed on both sides (raft_forward_send, raft_forward_handle)
+    assertThat(raft(follower).forwardSends().getCount() - sendsTimedBefore).isGreaterThanOrEqualTo(50);
+    assertThat(raft(leader).forwardsHandled().getCount() - handledTimedBefore).isGreaterThanOrEqualTo(50);
   }
 
   @Test
