@@ -3,9 +3,9 @@ package io.capstan.apiserver;
 import io.capstan.common.CommonPool;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine;
 
 /** {@code capstan api-server}: flags to an {@link ApiServer}. */
 @Command(name = "capstan api-server", mixinStandardHelpOptions = true,

@@ -11,10 +11,10 @@ import io.etcd.jetcd.api.StatusResponse;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine;
 
 /**
  * {@code capstan bench <workload>}: drives any etcd v3 endpoint set (Capstan's kvstore or etcd)

@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.net.HttpURLConnection;
 import java.net.InetAddress;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -167,7 +168,7 @@ public final class DistCluster implements AutoCloseable {
       c.setConnectTimeout(1000);
       c.setReadTimeout(5000);
       try (var in = c.getInputStream()) {
-        for (String line : new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).split("\n")) {
+        for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
           if (line.startsWith(name + " ")) {
             return Double.parseDouble(line.substring(name.length() + 1).trim());
           }

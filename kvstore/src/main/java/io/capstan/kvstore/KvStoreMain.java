@@ -9,9 +9,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine;
 
 /** {@code capstan kvstore}: one kvstore member, with etcd's flag names. */
 @Command(name = "capstan kvstore", mixinStandardHelpOptions = true, sortOptions = false,

@@ -70,7 +70,7 @@ final class LeaderForward implements AutoCloseable {
   final AtomicLong receivedCommands = new AtomicLong();
   /** A follower's forwards, from the send to the leader's reply (or failure). */
   final com.codahale.metrics.Timer sends = new com.codahale.metrics.Timer();
-  /** The leader's handling of a forward, from its arrival to the reply. */
+  /** The leader's handling of a forward, from its arrival until its reply is ready. */
   final com.codahale.metrics.Timer handled = new com.codahale.metrics.Timer();
 
   /** Whether the leader takes {@code command} through this path (the rest go through Ratis). */
@@ -184,9 +184,9 @@ final class LeaderForward implements AutoCloseable {
     CompletableFuture.allOf(results.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
       ForwardReply.Builder reply = ForwardReply.newBuilder();
       results.forEach(f -> reply.addResults(f.join()));
+      timing.stop();
       observer.onNext(reply.setAppliedIndex(node.appliedIndex()).build());
       observer.onCompleted();
-      timing.stop();
     });
   }
 
