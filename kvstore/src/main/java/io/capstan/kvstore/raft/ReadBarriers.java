@@ -71,13 +71,18 @@ final class ReadBarriers {
       round = CompletableFuture.failedFuture(e);
     }
     round.whenComplete((v, error) -> {
+      boolean waiting;
       synchronized (this) {
         inFlight = false;
+        // a read that arrives after this check starts its round itself: it sees none in flight
+        waiting = next != null;
       }
-      try {
-        starter.execute(this::startNext);
-      } catch (java.util.concurrent.RejectedExecutionException shutDown) {
-        failWaiting(shutDown);
+      if (waiting) {
+        try {
+          starter.execute(this::startNext);
+        } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+          failWaiting(shutDown);
+        }
       }
       if (error != null) {
         batch.completeExceptionally(error);

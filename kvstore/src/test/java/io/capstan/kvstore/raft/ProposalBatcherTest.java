@@ -151,6 +151,21 @@ class ProposalBatcherTest {
   }
 
   @Test
+  void anEntryNobodyWaitsBehindWakesNoStarter() {
+    List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
+    List<Runnable> starts = new ArrayList<>();
+    ProposalBatcher batcher = new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, 1 << 20, 100,
+        starts::add);
+    for (int i = 0; i < 3; i++) {
+      CompletableFuture<ApplyResult> result = batcher.propose(put("serial/" + i, "v"));
+      assertThat(entries).as("a serial client's command is proposed at once").hasSize(i + 1);
+      entries.get(i).complete(ApplyResult.getDefaultInstance());
+      assertThat(result).isCompleted();
+      assertThat(starts).as("nothing queued behind entry " + i + ": no starter task").isEmpty();
+    }
+  }
+
+  @Test
   void anEntryHoldingACommandForwardedByAnotherMemberIsNeverForwardedAgain() {
     List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
     List<Boolean> mayForward = new ArrayList<>();

@@ -49,6 +49,17 @@ class ReadBarriersTest {
   }
 
   @Test
+  void aRoundNobodyWaitsBehindWakesNoStarter() {
+    for (int i = 0; i < 3; i++) {
+      CompletableFuture<Void> read = barriers.await();
+      rounds.get(i).complete(null);
+      assertThat(read).isCompleted();
+      assertThat(starts).as("serial reads: nothing to start after round " + i).isEmpty();
+    }
+    assertThat(rounds).as("each serial read starts its own round at once").hasSize(3);
+  }
+
+  @Test
   void aFailedRoundFailsItsReadsAndTheNextRoundStillRuns() {
     CompletableFuture<Void> first = barriers.await();
     CompletableFuture<Void> second = barriers.await();
