@@ -1,22 +1,24 @@
-# Sourced by bench/ab.sh and bench/cpu.sh: a fresh 3-member kvstore from the built distribution.
-# Needs $capstan (bin/capstan), $base (first client port; peers at base+10..) and $work (a
-# scratch directory); fills pids[] and eps.
+# Sourced by bench/ab.sh, bench/cpu.sh and bench/put-breakdown.sh: a fresh kvstore cluster from
+# the built distribution. Needs $capstan (bin/capstan), $base (first client port; peers at
+# base+10.., /metrics at base+20..) and $work (a scratch directory); fills pids[] and eps.
 
 bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
 
-# start_members "<JVM options>": starts the members, returns once one of them leads
+# start_members "<JVM options>" [members, default 3]: starts them, returns once one of them leads
 start_members() {
-  local opts=$1 initial="" i
+  local opts=$1 n=${2:-3} initial="" i
   rm -rf "$work"/m*
-  for i in 0 1 2; do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
-  for i in 0 1 2; do
+  eps=""
+  for i in $(seq 0 $((n - 1))); do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
+  for i in $(seq 0 $((n - 1))); do
     CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
       --listen-client-urls "http://127.0.0.1:$((base + i))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --listen-metrics-urls "http://127.0.0.1:$((base + 20 + i))" \
       --initial-cluster "$initial" > "$work/m$i.log" 2>&1 &
     pids+=($!)
+    eps+="${eps:+,}127.0.0.1:$((base + i))"
   done
-  eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
   for i in $(seq 1 120); do
     [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && return 0
     sleep 0.5

@@ -13,18 +13,10 @@ capstan="$root/deploy/target/capstan/bin/capstan"
 n=$1; rate=$2; base=27790
 work="$(mktemp -d)"
 pids=()
-trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
-initial="" eps=""
-for i in $(seq 0 $((n - 1))); do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
-for i in $(seq 0 $((n - 1))); do
-  "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" --listen-client-urls "http://127.0.0.1:$((base + i))" \
-    --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" --listen-metrics-urls "http://127.0.0.1:$((base + 20 + i))" \
-    --initial-cluster "$initial" > "$work/m$i.log" 2>&1 &
-  pids+=($!)
-  eps+="${eps:+,}127.0.0.1:$((base + i))"
-done
-for _ in $(seq 1 120); do [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && break; sleep 0.5; done
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
+trap 'stop_members; rm -rf "$work"' EXIT
+start_members "" "$n"
 lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
 # The members' timers decay over minutes, so the warm-up is serial too, and shorter before a paced run.
 if [ "$rate" = 0 ]; then

@@ -1,5 +1,6 @@
 package io.capstan.kvstore.raft;
 
+import com.codahale.metrics.Timer;
 import io.capstan.kvstore.mvcc.KvException;
 import io.capstan.kvstore.proto.ApplyResult;
 import io.capstan.kvstore.proto.ForwardReply;
@@ -69,9 +70,9 @@ final class LeaderForward implements AutoCloseable {
   final AtomicLong fallbacks = new AtomicLong();
   final AtomicLong receivedCommands = new AtomicLong();
   /** A follower's forwards, from the send to the leader's reply (or failure). */
-  final com.codahale.metrics.Timer sends = new com.codahale.metrics.Timer();
+  final Timer sends = new Timer();
   /** The leader's handling of a forward, from its arrival until its reply is ready. */
-  final com.codahale.metrics.Timer handled = new com.codahale.metrics.Timer();
+  final Timer handled = new Timer();
 
   /** Whether the leader takes {@code command} through this path (the rest go through Ratis). */
   static boolean forwardable(RaftCommand command) {
@@ -109,7 +110,7 @@ final class LeaderForward implements AutoCloseable {
    */
   CompletableFuture<ForwardReply> send(String address, ForwardRequest request, long timeoutMs) {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
-    com.codahale.metrics.Timer.Context timing = sends.time();
+    Timer.Context timing = sends.time();
     out.whenComplete((r, e) -> timing.stop());
     ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
     ClientCalls.asyncUnaryCall(ch.newCall(PROPOSE, CallOptions.DEFAULT
@@ -176,7 +177,7 @@ final class LeaderForward implements AutoCloseable {
       return;
     }
     receivedCommands.addAndGet(request.getCommandsCount());
-    com.codahale.metrics.Timer.Context timing = handled.time();
+    Timer.Context timing = handled.time();
     List<CompletableFuture<ApplyResult>> results = new ArrayList<>(request.getCommandsCount());
     for (RaftCommand c : request.getCommandsList()) {
       results.add(node.proposeForwarded(c).handle((r, e) -> e == null ? r : asResult(e)));

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BiFunction;
 import java.util.function.Function;
+import java.util.function.IntSupplier;
 
 /**
  * Group commit for proposals, as etcd's Raft loop batches the proposals of one tick: while {@code
@@ -28,7 +29,7 @@ import java.util.function.Function;
 final class ProposalBatcher {
   private final BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> proposeEntry;
   private final java.util.concurrent.Executor starter;
-  private final java.util.function.IntSupplier maxInFlight;
+  private final IntSupplier maxInFlight;
   private final int maxBatchBytes;
   private final int maxBatchCommands;
 
@@ -59,7 +60,7 @@ final class ProposalBatcher {
    *     deadlock that calling into Ratis from there caused on the read path)
    */
   ProposalBatcher(BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> proposeEntry,
-      java.util.function.IntSupplier maxInFlight,
+      IntSupplier maxInFlight,
       int maxBatchBytes, int maxBatchCommands, java.util.concurrent.Executor starter) {
     this.starter = starter;
     this.proposeEntry = proposeEntry;

@@ -1,12 +1,15 @@
 package io.capstan.kvstore.raft;
 
+import com.codahale.metrics.Timer;
 import io.capstan.common.Urls;
 import io.capstan.kvstore.KvStoreConfig;
 import io.capstan.kvstore.mvcc.ClusterMembers;
 import io.capstan.kvstore.mvcc.KvException;
 import io.capstan.kvstore.mvcc.MvccStore;
 import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.ApplyResults;
 import io.capstan.kvstore.proto.Empty;
+import io.capstan.kvstore.proto.ForwardRequest;
 import io.capstan.kvstore.proto.Query;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.grpc.Status;
@@ -104,7 +107,7 @@ public final class RaftNode implements AutoCloseable {
   private final ClusterMembers members;
   private final LeaderForward forward;
   private final AppliedIndexWaiters appliedWaiters = new AppliedIndexWaiters(submitter);
-  private final com.codahale.metrics.Timer localReadWait = new com.codahale.metrics.Timer();
+  private final Timer localReadWait = new Timer();
   private final AtomicLong acknowledgedIndex = new AtomicLong();
 
   private RaftNode(KvStoreConfig config, RaftServer server, RaftGroup group, RaftClient client,
@@ -421,7 +424,7 @@ public final class RaftNode implements AutoCloseable {
     if (f.isDone()) {
       return f;
     }
-    com.codahale.metrics.Timer.Context waited = localReadWait.time();
+    Timer.Context waited = localReadWait.time();
     return f.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS).handle((v, e) -> {
       waited.stop();
       if (e != null) {
@@ -432,7 +435,7 @@ public final class RaftNode implements AutoCloseable {
   }
 
   /** Serializable reads that waited for this member to apply writes it had acknowledged. */
-  public com.codahale.metrics.Timer localReadWait() {
+  public Timer localReadWait() {
     return localReadWait;
   }
 
@@ -442,12 +445,12 @@ public final class RaftNode implements AutoCloseable {
   }
 
   /** This member's forwards to the leader, send to reply. */
-  public com.codahale.metrics.Timer forwardSends() {
+  public Timer forwardSends() {
     return forward.sends;
   }
 
   /** The forwards this member handled as leader, arrival to reply. */
-  public com.codahale.metrics.Timer forwardsHandled() {
+  public Timer forwardsHandled() {
     return forward.handled;
   }
 
@@ -467,15 +470,12 @@ public final class RaftNode implements AutoCloseable {
   }
 
   private static boolean forwardable(RaftCommand entry) {
-    if (!entry.hasBatch()) {
-      return LeaderForward.forwardable(entry);
-    }
-    for (RaftCommand c : entry.getBatch().getCommandsList()) {
-      if (!LeaderForward.forwardable(c)) {
-        return false;
-      }
-    }
-    return true;
+    return commandsOf(entry).stream().allMatch(LeaderForward::forwardable);
+  }
+
+  /** The client commands a log entry carries: the batch's, or the entry itself. */
+  private static List<RaftCommand> commandsOf(RaftCommand entry) {
+    return entry.hasBatch() ? entry.getBatch().getCommandsList() : List.of(entry);
   }
 
   /** The leader's first client URL as {@code host:port}, if it published one over plain HTTP. */
@@ -491,10 +491,10 @@ public final class RaftNode implements AutoCloseable {
   }
 
   private CompletableFuture<ApplyResult> forwardToLeader(RaftCommand entry, String leader) {
-    List<RaftCommand> commands = entry.hasBatch() ? entry.getBatch().getCommandsList() : List.of(entry);
+    List<RaftCommand> commands = commandsOf(entry);
     RaftPeerId leaderAtSend = division.getInfo().getLeaderId();
     long timeoutMs = config.requestTimeout().toMillis();
-    io.capstan.kvstore.proto.ForwardRequest request = io.capstan.kvstore.proto.ForwardRequest.newBuilder()
+    ForwardRequest request = ForwardRequest.newBuilder()
         .setClusterId(clusterId)
         .setMemberId(memberId())
         .addAllCommands(commands)
@@ -506,7 +506,7 @@ public final class RaftNode implements AutoCloseable {
               "etcdserver: the leader answered " + commands.size() + " commands with " + reply.getResultsCount() + " results"));
         }
         ApplyResult result = entry.hasBatch()
-            ? ApplyResult.newBuilder().setBatch(io.capstan.kvstore.proto.ApplyResults.newBuilder()
+            ? ApplyResult.newBuilder().setBatch(ApplyResults.newBuilder()
                 .addAllResults(reply.getResultsList())).build()
             : reply.getResults(0);
         acknowledged(reply.getAppliedIndex());

@@ -134,8 +134,7 @@ class ProposalBatcherTest {
   void theNextEntryIsProposedOnTheStarterNotOnTheThreadThatCompletedTheLast() {
     List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
     List<Runnable> starts = new ArrayList<>();
-    ProposalBatcher batcher = new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, 1 << 20, 100,
-        starts::add);
+    ProposalBatcher batcher = withStarter(entries, starts);
     CompletableFuture<ApplyResult> first = batcher.propose(RaftCommand.newBuilder().setPut(PutRequest.newBuilder()
         .setKey(ByteString.copyFromUtf8("a"))).build());
     CompletableFuture<ApplyResult> second = batcher.propose(RaftCommand.newBuilder().setPut(PutRequest.newBuilder()
@@ -154,8 +153,7 @@ class ProposalBatcherTest {
   void anEntryNobodyWaitsBehindWakesNoStarter() {
     List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
     List<Runnable> starts = new ArrayList<>();
-    ProposalBatcher batcher = new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, 1 << 20, 100,
-        starts::add);
+    ProposalBatcher batcher = withStarter(entries, starts);
     for (int i = 0; i < 3; i++) {
       CompletableFuture<ApplyResult> result = batcher.propose(put("serial/" + i, "v"));
       assertThat(entries).as("a serial client's command is proposed at once").hasSize(i + 1);
@@ -184,6 +182,11 @@ class ProposalBatcherTest {
   }
 
   /** An entry proposer that records each entry's future and whether it may be forwarded. */
+  /** One entry in flight; entries go to {@code entries}, following entries' starts to {@code starts}. */
+  private static ProposalBatcher withStarter(List<CompletableFuture<ApplyResult>> entries, List<Runnable> starts) {
+    return new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, 1 << 20, 100, starts::add);
+  }
+
   private static java.util.function.BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> recording(
       List<CompletableFuture<ApplyResult>> entries, List<Boolean> mayForward) {
     return (entry, forwardable) -> {
