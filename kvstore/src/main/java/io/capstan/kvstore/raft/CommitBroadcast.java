@@ -30,7 +30,7 @@ import org.apache.ratis.server.leader.LogAppender;
  *
  * <p>It hooks in as Ratis' RPC type: the gRPC transport unchanged, except that the log appenders it
  * creates are remembered per member (several members share a JVM in tests), so that {@link
- * #signal} can reach those of the member's current leadership.
+ * #signal} can reach those of the member's current leadership, and are {@link GapSafeLogAppender}s.
  */
 public final class CommitBroadcast implements RpcType {
   /** Per member: the leadership its appenders belong to, and the appenders. */
@@ -51,7 +51,7 @@ public final class CommitBroadcast implements RpcType {
     return new GrpcFactory(parameters) {
       @Override
       public LogAppender newLogAppender(RaftServer.Division server, LeaderState state, FollowerInfo follower) {
-        LogAppender appender = super.newLogAppender(server, state, follower);
+        LogAppender appender = new GapSafeLogAppender(server, state, follower);
         register(server.getMemberId(), state, appender);
         return appender;
       }

@@ -47,6 +47,43 @@ class SnapshotCatchUpTest {
     }
   }
 
+  /**
+   * A killed leader's log ends where the next term's first log segment begins (Ratis starts a new
+   * segment when the term changes). Once the new leader has purged the old term's segments behind
+   * a snapshot, its log starts exactly at the old leader's next index: the entry before it is gone
+   * and the snapshot is later, so only a snapshot can bring the old leader back. Ratis 3.2.2's
+   * appender sent entries instead, failed on the missing previous entry and stopped for good, and
+   * the member never caught up: the cluster then lost its majority at the next failure
+   * ({@code CommitBroadcast}'s appender installs the snapshot).
+   */
+  @Test
+  void killedLeaderCatchesUpWhenTheNewLeadersLogStartsRightAfterIts() {
+    try (MiniCluster c = MiniCluster.builder().size(3).snapshotCount(40).start()) {
+      int old = c.leaderIndex();
+      for (int i = 0; i < 10; i++) {
+        Kv.put(c.channel(old), "ol/before" + i, "1");
+      }
+      c.waitForConvergence(Duration.ofSeconds(10));
+      long oldLast = c.member(old).raft().lastLogIndex();
+      c.kill(old);
+      int leader = c.waitForLeader(Duration.ofSeconds(30));
+      for (int i = 0; i < 100; i++) {
+        Kv.put(c.channel(leader), "ol/" + i, "v" + i);
+      }
+      long first = waitForPurge(c, leader);
+      assertThat(first).as("the new leader's log starts right after the old leader's last entry").isEqualTo(oldLast + 1);
+
+      c.restart(old);
+      c.waitForConvergence(Duration.ofSeconds(90));
+      assertThat(c.member(old).raft().snapshotsInstalled()).as("the old leader caught up by snapshot").isPositive();
+      // the old leader is now a full member: with the third one down it still makes a majority
+      c.kill(3 - old - leader);
+      long rev = Kv.put(c.channel(leader), "ol/after", "2").getHeader().getRevision();
+      await("the old leader applies a write made after the third member died").atMost(Duration.ofSeconds(10))
+          .until(() -> Kv.get(c.channel(old), "ol/after", true).map(kv -> kv.getModRevision()).orElse(0L) == rev);
+    }
+  }
+
   /** Waits until the leader's log no longer starts at its beginning; returns its first index. */
   private static long waitForPurge(MiniCluster c, int leader) {
     return await("the leader purges its log").atMost(Duration.ofSeconds(20))

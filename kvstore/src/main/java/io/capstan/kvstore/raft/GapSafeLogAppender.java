@@ -1,0 +1,43 @@
+package io.capstan.kvstore.raft;
+
+import org.apache.ratis.grpc.server.GrpcLogAppender;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.leader.FollowerInfo;
+import org.apache.ratis.server.leader.LeaderState;
+import org.apache.ratis.server.raftlog.RaftLog;
+import org.apache.ratis.statemachine.SnapshotInfo;
+
+/**
+ * Ratis' gRPC log appender, except that it sends a follower the snapshot when the entry before
+ * the follower's next index was purged, not only when the next index itself was.
+ *
+ * <p>Ratis 3.2.2 installs a snapshot only when {@code nextIndex < log start}. When {@code nextIndex
+ * == log start}, the AppendEntries it builds instead needs the previous entry's term, which is gone
+ * unless the snapshot sits exactly at {@code nextIndex - 1}; the appender then fails its own
+ * precondition ("Previous TermIndex not found"), stops, and is never restarted, so the follower
+ * never catches up. That is the usual case after a leader is killed: the new term starts a new
+ * log segment right after the old leader's last entry, and once the new leader purges the old
+ * term's segments its log starts exactly at the old leader's next index. {@code
+ * SnapshotCatchUpTest} and the e2e {@code ChaosTest} reproduce it.
+ */
+final class GapSafeLogAppender extends GrpcLogAppender {
+  GapSafeLogAppender(RaftServer.Division server, LeaderState leaderState, FollowerInfo follower) {
+    super(server, leaderState, follower);
+  }
+
+  @Override
+  public SnapshotInfo shouldInstallSnapshot() {
+    SnapshotInfo snapshot = super.shouldInstallSnapshot();
+    if (snapshot != null) {
+      return snapshot;
+    }
+    long next = getFollower().getNextIndex();
+    RaftLog log = getRaftLog();
+    if (next <= RaftLog.LEAST_VALID_LOG_INDEX || next >= log.getNextIndex() || log.getTermIndex(next - 1) != null) {
+      return null;
+    }
+    SnapshotInfo latest = getServer().getStateMachine().getLatestSnapshot();
+    // a snapshot at next - 1 stands in for the previous entry; one past it is what the follower needs
+    return latest != null && latest.getIndex() >= next ? latest : null;
+  }
+}
