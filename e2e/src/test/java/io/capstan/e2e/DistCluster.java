@@ -31,6 +31,7 @@ public final class DistCluster implements AutoCloseable {
   private final int[] peerPorts;
   private final int[] metricsPorts;
   private final Process[] processes;
+  private final List<String> extraArgs = new ArrayList<>();
   private final Thread hook = new Thread(this::killAll, "dist-cluster-cleanup");
 
   public DistCluster(int size) {
@@ -54,6 +55,12 @@ public final class DistCluster implements AutoCloseable {
       throw new UncheckedIOException(e);
     }
     Runtime.getRuntime().addShutdownHook(hook);
+  }
+
+  /** Flags added to every member's command line from the next start on, e.g. {@code --snapshot-count 200}. */
+  public DistCluster withArgs(String... args) {
+    extraArgs.addAll(List.of(args));
+    return this;
   }
 
   /** Starts every member and waits until each answers /readyz. */
@@ -106,11 +113,12 @@ public final class DistCluster implements AutoCloseable {
     }
     String initial = java.util.stream.IntStream.range(0, size)
         .mapToObj(j -> name(j) + "=http://127.0.0.1:" + peerPorts[j]).collect(Collectors.joining(","));
-    List<String> cmd = List.of(bin().toString(), "kvstore", "--name", name(i), "--data-dir", dataDir(i).toString(),
+    List<String> cmd = new ArrayList<>(List.of(bin().toString(), "kvstore", "--name", name(i), "--data-dir", dataDir(i).toString(),
         "--listen-client-urls", "http://127.0.0.1:" + clientPorts[i],
         "--listen-peer-urls", "http://127.0.0.1:" + peerPorts[i],
         "--listen-metrics-urls", "http://127.0.0.1:" + metricsPorts[i],
-        "--initial-cluster", initial, "--initial-cluster-state", "new");
+        "--initial-cluster", initial, "--initial-cluster-state", "new"));
+    cmd.addAll(extraArgs);
     try {
       ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.appendTo(root.resolve(name(i) + ".log").toFile()));
@@ -185,7 +193,7 @@ public final class DistCluster implements AutoCloseable {
   public String log(int i) {
     try {
       List<String> lines = Files.readAllLines(root.resolve(name(i) + ".log"));
-      return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+      return String.join("\n", lines.subList(Math.max(0, lines.size() - Integer.getInteger("capstan.log-lines", 40)), lines.size()));
     } catch (IOException e) {
       return "(no log: " + e + ")";
     }

@@ -1,10 +1,12 @@
 package io.capstan.kvstore.raft;
 
 import org.apache.ratis.grpc.server.GrpcLogAppender;
+import org.apache.ratis.proto.RaftProtos.AppendEntriesRequestProto;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.leader.FollowerInfo;
 import org.apache.ratis.server.leader.LeaderState;
 import org.apache.ratis.server.raftlog.RaftLog;
+import org.apache.ratis.server.raftlog.RaftLogIOException;
 import org.apache.ratis.statemachine.SnapshotInfo;
 
 /**
@@ -19,6 +21,12 @@ import org.apache.ratis.statemachine.SnapshotInfo;
  * log segment right after the old leader's last entry, and once the new leader purges the old
  * term's segments its log starts exactly at the old leader's next index. {@code
  * SnapshotCatchUpTest} and the e2e {@code ChaosTest} reproduce it.
+ *
+ * <p>Two places, because the follower's next index moves under the appender: Ratis checks for a
+ * snapshot ({@link #shouldInstallSnapshot}) before it takes the lock under which a reply lowers
+ * the next index and the request is built ({@link #newAppendEntriesRequest}). An INCONSISTENCY
+ * reply in between sent the appender to the purged gap anyway, so the request builder declines
+ * (Ratis then sends nothing this round) and the next round installs the snapshot.
  */
 final class GapSafeLogAppender extends GrpcLogAppender {
   GapSafeLogAppender(RaftServer.Division server, LeaderState leaderState, FollowerInfo follower) {
@@ -28,10 +36,22 @@ final class GapSafeLogAppender extends GrpcLogAppender {
   @Override
   public SnapshotInfo shouldInstallSnapshot() {
     SnapshotInfo snapshot = super.shouldInstallSnapshot();
-    if (snapshot != null) {
-      return snapshot;
+    return snapshot != null ? snapshot : snapshotOverGap(getFollower().getNextIndex());
+  }
+
+  @Override
+  public AppendEntriesRequestProto newAppendEntriesRequest(long callId, boolean heartbeat) throws RaftLogIOException {
+    if (!heartbeat && snapshotOverGap(getFollower().getNextIndex()) != null) {
+      return null;
     }
-    long next = getFollower().getNextIndex();
+    return super.newAppendEntriesRequest(callId, heartbeat);
+  }
+
+  /**
+   * The snapshot to send a follower whose next entry is still in the log but whose previous one
+   * was purged; null if the follower is not in that gap.
+   */
+  private SnapshotInfo snapshotOverGap(long next) {
     RaftLog log = getRaftLog();
     if (next <= RaftLog.LEAST_VALID_LOG_INDEX || next >= log.getNextIndex() || log.getTermIndex(next - 1) != null) {
       return null;
