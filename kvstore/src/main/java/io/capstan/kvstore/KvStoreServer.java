@@ -88,6 +88,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_applied_index", (Gauge<Long>) raft::appliedIndex);
     m.register("raft_commit_index", (Gauge<Long>) raft::commitIndex);
     m.register("raft_snapshots_installed", (Gauge<Long>) raft::snapshotsInstalled);
+    m.register("raft_silent_followers", (Gauge<Integer>) raft::silentFollowers);
     m.register("raft_forwarded_commands_total", (Gauge<Long>) raft::forwardedCommands);
     m.register("raft_forward_received_commands_total", (Gauge<Long>) raft::forwardReceivedCommands);
     m.register("raft_forward_fallbacks_total", (Gauge<Long>) raft::forwardFallbacks);

@@ -3,6 +3,7 @@ package io.capstan.kvstore.raft;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -10,12 +11,15 @@ import java.util.concurrent.TimeUnit;
 import org.apache.ratis.conf.Parameters;
 import org.apache.ratis.grpc.GrpcFactory;
 import org.apache.ratis.protocol.RaftGroupMemberId;
+import org.apache.ratis.protocol.RaftPeerId;
 import org.apache.ratis.rpc.RpcFactory;
 import org.apache.ratis.rpc.RpcType;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.leader.FollowerInfo;
 import org.apache.ratis.server.leader.LeaderState;
 import org.apache.ratis.server.leader.LogAppender;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Tells the followers of a new commit index at once, with a heartbeat instead of a log entry, as
@@ -33,10 +37,14 @@ import org.apache.ratis.server.leader.LogAppender;
  * #signal} can reach those of the member's current leadership, and are {@link GapSafeLogAppender}s.
  */
 public final class CommitBroadcast implements RpcType {
+  private static final Logger LOG = LoggerFactory.getLogger(CommitBroadcast.class);
   /** Per member: the leadership its appenders belong to, and the appenders. */
   private static final Map<RaftGroupMemberId, Appenders> APPENDERS = new ConcurrentHashMap<>();
 
   private record Appenders(LeaderState leadership, List<LogAppender> list) {}
+
+  /** Per member, the followers its last {@link #reportFollowers} found silent. */
+  private static final Map<RaftGroupMemberId, Set<RaftPeerId>> SILENT = new ConcurrentHashMap<>();
 
   /** Ratis creates the RPC type from this class' name (raft.rpc.type). */
   public CommitBroadcast() {}
@@ -107,8 +115,41 @@ public final class CommitBroadcast implements RpcType {
     }
   }
 
+  /**
+   * On the leader {@code member}: logs one line when a follower has not answered for {@code
+   * silentMs} and one when it answers again, and returns how many are silent now (0 on a
+   * follower). Ratis' appender logs a warning on each failed attempt, about one per entry
+   * while a follower is down (~100 lines a second under load), so Capstan turns that logger down
+   * and reports the state changes here.
+   */
+  static int reportFollowers(RaftGroupMemberId member, long silentMs) {
+    Appenders appenders = APPENDERS.get(member);
+    Set<RaftPeerId> silent = SILENT.computeIfAbsent(member, m -> ConcurrentHashMap.newKeySet());
+    if (appenders == null || appenders.list().stream().noneMatch(LogAppender::isRunning)) {
+      silent.clear();
+      return 0;
+    }
+    for (LogAppender a : appenders.list()) {
+      if (!a.isRunning() || !(a instanceof GapSafeLogAppender appender)) {
+        continue;
+      }
+      FollowerInfo f = a.getFollower();
+      long quietMs = appender.silentMs();
+      if (quietMs > silentMs) {
+        if (silent.add(f.getId())) {
+          LOG.warn("follower {} has not answered for {} ms; the leader keeps retrying (match index {}, leader's last {})",
+              f.getId(), quietMs, f.getMatchIndex(), a.getRaftLog().getLastEntryTermIndex());
+        }
+      } else if (silent.remove(f.getId())) {
+        LOG.info("follower {} answers again (match index {}, next index {})", f.getId(), f.getMatchIndex(), f.getNextIndex());
+      }
+    }
+    return silent.size();
+  }
+
   /** Forgets a member's appenders (the member stopped). */
   static void forget(RaftGroupMemberId member) {
     APPENDERS.remove(member);
+    SILENT.remove(member);
   }
 }

@@ -29,8 +29,16 @@ import org.apache.ratis.statemachine.SnapshotInfo;
  * (Ratis then sends nothing this round) and the next round installs the snapshot.
  */
 final class GapSafeLogAppender extends GrpcLogAppender {
+  private final long createdNanos = System.nanoTime();
+
   GapSafeLogAppender(RaftServer.Division server, LeaderState leaderState, FollowerInfo follower) {
     super(server, leaderState, follower);
+  }
+
+  /** Milliseconds since the follower last answered, or since this appender began if it has not yet. */
+  long silentMs() {
+    long sinceCreated = (System.nanoTime() - createdNanos) / 1_000_000;
+    return Math.min(getFollower().getLastRpcResponseTime().elapsedTimeMs(), sinceCreated);
   }
 
   @Override

@@ -83,6 +83,8 @@ public final class RaftNode implements AutoCloseable {
   private final LeaseClock leaseClock;
   private final KvStateMachine stateMachine;
   private final ScheduledExecutorService timer;
+  /** On the leader: followers that have not answered for an election timeout (CommitBroadcast#reportFollowers). */
+  private volatile int silentFollowers;
   private final Map<String, Long> memberIds = new TreeMap<>();
   private final long clusterId;
   /**
@@ -185,6 +187,13 @@ public final class RaftNode implements AutoCloseable {
       }
     });
     node.timer.scheduleWithFixedDelay(node::expireLeases, 250, 250, TimeUnit.MILLISECONDS);
+    node.timer.scheduleWithFixedDelay(() -> {
+      try {
+        node.silentFollowers = CommitBroadcast.reportFollowers(self, config.electionTimeout().toMillis());
+      } catch (RuntimeException e) {
+        LOG.debug("follower report failed", e); // a leadership ending under it; the next run retries
+      }
+    }, 500, 500, TimeUnit.MILLISECONDS);
     LOG.info("kvstore member {} (id {}) started Raft group {} with peers {} ({})", config.name(),
         Long.toHexString(node.memberId()), group.getGroupId(), peers, recover ? "recovered" : "new");
     return node;
@@ -322,6 +331,11 @@ public final class RaftNode implements AutoCloseable {
 
   public long appliedIndex() {
     return division.getInfo().getLastAppliedIndex();
+  }
+
+  /** On the leader, followers that have not answered for an election timeout; 0 on a follower. */
+  public int silentFollowers() {
+    return silentFollowers;
   }
 
   /** Snapshots installed from the leader since start (a member that lagged behind a purged log). */

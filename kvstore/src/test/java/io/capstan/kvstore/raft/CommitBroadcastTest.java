@@ -7,6 +7,7 @@ import io.capstan.kvstore.testing.MiniCluster;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -39,6 +40,24 @@ class CommitBroadcastTest {
           }
         }
       }
+    }
+  }
+
+  /** The leader reports a follower that stopped answering, and reports it back once it answers. */
+  @Test
+  void theLeaderReportsASilentFollowerAndItsReturn() {
+    try (MiniCluster c = MiniCluster.start(3)) {
+      int leader = c.waitForLeader(Duration.ofSeconds(30));
+      int follower = (leader + 1) % 3;
+      Kv.put(c.channel(leader), "sf/1", "v");
+      assertThat(c.member(leader).raft().silentFollowers()).isZero();
+      c.kill(follower);
+      Awaitility.await("the leader reports the killed follower").atMost(Duration.ofSeconds(10))
+          .until(() -> c.member(leader).raft().silentFollowers() == 1);
+      assertThat(c.member((leader + 2) % 3).raft().silentFollowers()).as("a follower reports nothing").isZero();
+      c.restart(follower);
+      Awaitility.await("the leader sees the follower answer again").atMost(Duration.ofSeconds(60))
+          .until(() -> c.member(leader).raft().silentFollowers() == 0);
     }
   }
 }
