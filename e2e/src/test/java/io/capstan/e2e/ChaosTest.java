@@ -414,7 +414,9 @@ class ChaosTest {
     Channels(DistCluster c) {
       for (int i = 0; i < c.size(); i++) {
         String[] hp = c.endpoint(i).split(":");
-        all.add(NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext().build());
+        // the final read of every key is a single response: ~4.5 MB after the long variant
+        all.add(NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext()
+            .maxInboundMessageSize(64 << 20).build());
       }
     }
 
