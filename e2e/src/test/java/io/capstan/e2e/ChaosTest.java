@@ -47,7 +47,8 @@ import org.junit.jupiter.api.Test;
  * Jepsen-style check of the kvstore's first promise, on real member processes: writers put
  * unique keys and increment a counter with compare-and-swap transactions through every member
  * while the Raft leader is SIGKILLed again and again (and restarted once writes have moved on
- * without it, far enough for it to need a snapshot). Afterwards:
+ * without it, far enough for it to need a snapshot), and at last every member at once; a client
+ * watches the whole time, resuming on another member when its own dies. Afterwards:
  *
  * <ul>
  *   <li>every acknowledged put is there, at the revision its response named; nothing is there
@@ -56,7 +57,8 @@ import org.junit.jupiter.api.Test;
  *   <li>each writer's acknowledged revisions grow (a later write never gets an earlier revision);
  *   <li>the counter went 1, 2, 3, ... with no acknowledged increment lost or applied twice;
  *   <li>every member replays the same history from revision 1 through a watch: one event per
- *       revision, no gap, the same on all three.
+ *       revision, no gap, the same on all three;
+ *   <li>the watch that lived through it all saw exactly that history: no gap, no repeat, in order.
  * </ul>
  *
  * <p>The default run kills the leader {@value #DEFAULT_ROUNDS} times; {@code mvn -Pchaos} (in
@@ -89,6 +91,8 @@ class ChaosTest {
   private static void chaos(DistCluster c) throws Exception {
     try (Channels channels = new Channels(c)) {
       AtomicLong acked = new AtomicLong();
+      LiveWatcher watcher = new LiveWatcher(channels.all);
+      watcher.open();
       List<Writer> writers = new ArrayList<>();
       List<Thread> threads = new ArrayList<>();
       for (int w = 0; w < WRITERS; w++) {
@@ -114,6 +118,19 @@ class ChaosTest {
           c.awaitReady(leader, Duration.ofSeconds(60));
           channels.all.get(leader).resetConnectBackoff();
         }
+        // last, every member at once, under the same writes
+        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing every member");
+        for (int i = 0; i < c.size(); i++) {
+          c.kill(i);
+        }
+        for (int i = 0; i < c.size(); i++) {
+          c.startMember(i);
+        }
+        for (int i = 0; i < c.size(); i++) {
+          c.awaitReady(i, Duration.ofSeconds(60));
+          channels.all.get(i).resetConnectBackoff();
+        }
+        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after restarting every member");
       } finally {
         for (Writer w : writers) {
           w.stop = true;
@@ -127,7 +144,9 @@ class ChaosTest {
       }
       // fresh channels: the old ones to restarted members may still be backing off
       try (Channels fresh = new Channels(c)) {
-        check(c, fresh, writers);
+        check(c, fresh, writers, watcher);
+      } finally {
+        watcher.close();
       }
     }
   }
@@ -149,7 +168,7 @@ class ChaosTest {
     }
   }
 
-  private static void check(DistCluster c, Channels channels, List<Writer> writers) throws Exception {
+  private static void check(DistCluster c, Channels channels, List<Writer> writers, LiveWatcher watcher) throws Exception {
     RangeResponse all = null;
     StatusRuntimeException last = null;
     for (long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30); all == null && System.nanoTime() < deadline; ) {
@@ -239,6 +258,13 @@ class ChaosTest {
       }
     }
     assertThat(reference).as("history").hasSize((int) (finalRevision - 1));
+
+    // the watch that lived through the chaos, resumed on another member whenever its own died
+    await("the live watch reaches revision " + finalRevision).atMost(Duration.ofSeconds(60))
+        .pollInterval(Duration.ofMillis(50)).until(() -> watcher.next() > finalRevision);
+    assertThat(watcher.problems()).as("the live watch's gaps, repeats and refusals").isEmpty();
+    assertThat(watcher.events(finalRevision)).as("the live watch's events against the history").isEqualTo(reference);
+    System.out.printf("chaos: the live watch saw %d events over %d streams%n", reference.size(), watcher.streams());
   }
 
   /** Every event with a key under the prefix, from revision 1 through {@code last}, by a watch. */
@@ -404,6 +430,107 @@ class ChaosTest {
     private void acknowledged(long revision) {
       revisions.add(revision);
       acked.incrementAndGet();
+    }
+  }
+
+  /**
+   * A client's watch of the whole prefix from the first write on, kept through the chaos as etcd's
+   * clients keep theirs: when its stream fails (its member was killed), it opens a new one on the
+   * next member from the revision after the last it saw. Every revision has exactly one event
+   * under the prefix here, so any event other than the next revision is a gap or a repeat.
+   */
+  private static final class LiveWatcher implements AutoCloseable {
+    private final List<ManagedChannel> channels;
+    private final List<Event> events = new ArrayList<>();
+    private final List<String> problems = new ArrayList<>();
+    private final java.util.concurrent.ScheduledExecutorService retry =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+    /** Revision 1 is the empty store's: the first event is the first write's, at 2. */
+    private long next = 2;
+    private int at;
+    private int streams;
+    private volatile boolean closed;
+    private StreamObserver<WatchRequest> requests;
+
+    LiveWatcher(List<ManagedChannel> channels) {
+      this.channels = channels;
+    }
+
+    synchronized void open() {
+      if (closed) {
+        return;
+      }
+      streams++;
+      requests = WatchGrpc.newStub(channels.get(at)).watch(new StreamObserver<>() {
+        @Override
+        public void onNext(WatchResponse r) {
+          received(r);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+          reopen();
+        }
+
+        @Override
+        public void onCompleted() {
+          reopen();
+        }
+      });
+      requests.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
+          .setKey(ByteString.copyFromUtf8(PREFIX)).setRangeEnd(prefixEnd(PREFIX)).setStartRevision(next)).build());
+    }
+
+    private synchronized void received(WatchResponse r) {
+      if (r.getCanceled()) {
+        problems.add("watch canceled on member " + at + " from revision " + next + ": " + r.getCancelReason()
+            + " (compact revision " + r.getCompactRevision() + ")");
+        return;
+      }
+      for (Event e : r.getEventsList()) {
+        long rev = e.getKv().getModRevision();
+        if (rev != next) {
+          problems.add("event at revision " + rev + " where " + next + " was next (member " + at + ")");
+        }
+        events.add(e);
+        next = Math.max(next, rev + 1);
+      }
+    }
+
+    private void reopen() {
+      synchronized (this) {
+        at = (at + 1) % channels.size();
+      }
+      if (!closed) {
+        retry.schedule(this::open, 100, TimeUnit.MILLISECONDS);
+      }
+    }
+
+    synchronized long next() {
+      return next;
+    }
+
+    synchronized int streams() {
+      return streams;
+    }
+
+    synchronized List<String> problems() {
+      return new ArrayList<>(problems);
+    }
+
+    synchronized List<Event> events(long upTo) {
+      return events.stream().filter(e -> e.getKv().getModRevision() <= upTo).toList();
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+      retry.shutdownNow();
+      synchronized (this) {
+        if (requests != null) {
+          requests.onCompleted();
+        }
+      }
     }
   }
 
