@@ -8,6 +8,11 @@ import io.etcd.jetcd.api.Compare;
 import io.etcd.jetcd.api.Event;
 import io.etcd.jetcd.api.KVGrpc;
 import io.etcd.jetcd.api.KeyValue;
+import io.etcd.jetcd.api.LeaseGrantRequest;
+import io.etcd.jetcd.api.LeaseGrpc;
+import io.etcd.jetcd.api.LeaseKeepAliveRequest;
+import io.etcd.jetcd.api.LeaseKeepAliveResponse;
+import io.etcd.jetcd.api.LeaseTimeToLiveRequest;
 import io.etcd.jetcd.api.MaintenanceGrpc;
 import io.etcd.jetcd.api.PutRequest;
 import io.etcd.jetcd.api.RangeRequest;
@@ -93,6 +98,8 @@ class ChaosTest {
       AtomicLong acked = new AtomicLong();
       LiveWatcher watcher = new LiveWatcher(channels.all);
       watcher.open();
+      Leases leases = new Leases(channels.all);
+      leases.start();
       List<Writer> writers = new ArrayList<>();
       List<Thread> threads = new ArrayList<>();
       for (int w = 0; w < WRITERS; w++) {
@@ -106,6 +113,9 @@ class ChaosTest {
         for (int round = 0; round < ROUNDS; round++) {
           awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before kill " + round);
           int leader = leaderIndex(c, channels);
+          if (round == 0) {
+            leases.grantDropped(); // so that it expires under the next leader
+          }
           long atKill = acked.get();
           long killedAt = System.nanoTime();
           c.kill(leader);
@@ -132,6 +142,7 @@ class ChaosTest {
         }
         awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after restarting every member");
       } finally {
+        leases.close();
         for (Writer w : writers) {
           w.stop = true;
         }
@@ -144,7 +155,7 @@ class ChaosTest {
       }
       // fresh channels: the old ones to restarted members may still be backing off
       try (Channels fresh = new Channels(c)) {
-        check(c, fresh, writers, watcher);
+        check(c, fresh, writers, watcher, leases);
       } finally {
         watcher.close();
       }
@@ -168,7 +179,10 @@ class ChaosTest {
     }
   }
 
-  private static void check(DistCluster c, Channels channels, List<Writer> writers, LiveWatcher watcher) throws Exception {
+  private static void check(DistCluster c, Channels channels, List<Writer> writers, LiveWatcher watcher, Leases leases)
+      throws Exception {
+    await("the lease left alone expires").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
+        .ignoreExceptions().until(() -> leases.ttl(channels.all.get(0), leases.dropped) == -1);
     RangeResponse all = null;
     StatusRuntimeException last = null;
     for (long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30); all == null && System.nanoTime() < deadline; ) {
@@ -195,6 +209,13 @@ class ChaosTest {
     long ambiguousIncrements = 0;
     Set<String> written = new HashSet<>();
     written.add(COUNTER.toStringUtf8());
+    written.add(Leases.KEPT);
+    written.add(Leases.DROPPED);
+    assertThat(leases.problems()).as("the kept lease's keep-alives").isEmpty();
+    assertThat(stored.get(Leases.KEPT)).as("the key of the lease kept alive").isNotNull()
+        .satisfies(kv -> assertThat(kv.getLease()).isEqualTo(leases.kept));
+    assertThat(leases.ttl(channels.all.get(0), leases.kept)).as("the kept lease's TTL").isPositive();
+    assertThat(stored).as("keys after the expiry of their lease").doesNotContainKey(Leases.DROPPED);
     for (Writer w : writers) {
       for (Writer.Ack a : w.puts) {
         KeyValue kv = stored.get(a.key());
@@ -531,6 +552,103 @@ class ChaosTest {
           requests.onCompleted();
         }
       }
+    }
+  }
+
+  /**
+   * Two leases through the chaos, with a key each: one kept alive by a client (every 500 ms,
+   * through the next member when its own fails), which must outlive every kill (a new leader
+   * gives every lease its full TTL again, as etcd's does); one left to expire right after a leader
+   * kill, whose key must go (expiry is decided by the leader and replicated as a revoke).
+   */
+  private static final class Leases implements AutoCloseable {
+    static final String KEPT = PREFIX + "lease/kept";
+    static final String DROPPED = PREFIX + "lease/dropped";
+    private static final long KEPT_TTL = 10;
+    private static final long DROPPED_TTL = 3;
+
+    private final List<ManagedChannel> channels;
+    private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final Thread keeper = new Thread(this::keepAlive, "chaos-lease-keeper");
+    private volatile boolean stop;
+    private int at;
+    long kept;
+    long dropped;
+
+    Leases(List<ManagedChannel> channels) {
+      this.channels = channels;
+    }
+
+    void start() {
+      kept = grantWithKey(KEPT, KEPT_TTL);
+      keeper.start();
+    }
+
+    void grantDropped() {
+      dropped = grantWithKey(DROPPED, DROPPED_TTL);
+    }
+
+    private long grantWithKey(String key, long ttl) {
+      return await("lease and key " + key).atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
+          .ignoreExceptions().until(() -> {
+            ManagedChannel ch = channels.get(0);
+            long id = LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(5, TimeUnit.SECONDS)
+                .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(ttl).build()).getID();
+            kv(ch).put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8(key)).setValue(ByteString.copyFromUtf8(key))
+                .setLease(id).build());
+            return id;
+          }, id -> id != 0);
+    }
+
+    private void keepAlive() {
+      while (!stop) {
+        CompletableFuture<LeaseKeepAliveResponse> reply = new CompletableFuture<>();
+        StreamObserver<LeaseKeepAliveRequest> requests = LeaseGrpc.newStub(channels.get(at))
+            .withDeadlineAfter(2, TimeUnit.SECONDS).leaseKeepAlive(new StreamObserver<>() {
+              @Override
+              public void onNext(LeaseKeepAliveResponse r) {
+                reply.complete(r);
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                reply.completeExceptionally(t);
+              }
+
+              @Override
+              public void onCompleted() {
+                reply.completeExceptionally(new IllegalStateException("keep-alive stream ended"));
+              }
+            });
+        try {
+          requests.onNext(LeaseKeepAliveRequest.newBuilder().setID(kept).build());
+          LeaseKeepAliveResponse r = reply.get(2, TimeUnit.SECONDS);
+          if (r.getTTL() <= 0) {
+            problems.add("the kept lease was gone at a keep-alive through member " + at + ": " + r);
+          }
+          requests.onCompleted();
+          LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(500));
+        } catch (Exception e) {
+          requests.onError(e); // cancels the stream
+          at = (at + 1) % channels.size();
+        }
+      }
+    }
+
+    /** The lease's remaining TTL in seconds, -1 if it does not exist (a linearizable read). */
+    long ttl(ManagedChannel ch, long id) {
+      return LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(5, TimeUnit.SECONDS)
+          .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).build()).getTTL();
+    }
+
+    List<String> problems() {
+      return new ArrayList<>(problems);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+      stop = true;
+      keeper.join(TimeUnit.SECONDS.toMillis(10));
     }
   }
 
