@@ -52,8 +52,9 @@ import org.junit.jupiter.api.Test;
  * Jepsen-style check of the kvstore's first promise, on real member processes: writers put
  * unique keys and increment a counter with compare-and-swap transactions through every member
  * while the Raft leader is SIGKILLed again and again (and restarted once writes have moved on
- * without it, far enough for it to need a snapshot), and at last every member at once; a client
- * watches the whole time, resuming on another member when its own dies. Afterwards:
+ * without it, far enough for it to need a snapshot), then a follower, and at last every member
+ * at once. A client watches the whole time, resuming on another member when its own dies;
+ * another keeps a lease alive, and a second lease is left to expire. Afterwards:
  *
  * <ul>
  *   <li>every acknowledged put is there, at the revision its response named; nothing is there
@@ -63,7 +64,8 @@ import org.junit.jupiter.api.Test;
  *   <li>the counter went 1, 2, 3, ... with no acknowledged increment lost or applied twice;
  *   <li>every member replays the same history from revision 1 through a watch: one event per
  *       revision, no gap, the same on all three;
- *   <li>the watch that lived through it all saw exactly that history: no gap, no repeat, in order.
+ *   <li>the watch that lived through it all saw exactly that history: no gap, no repeat, in order;
+ *   <li>the kept lease and its key are there; the other lease and its key are gone.
  * </ul>
  *
  * <p>The default run kills the leader {@value #DEFAULT_ROUNDS} times; {@code mvn -Pchaos} (in
@@ -128,6 +130,15 @@ class ChaosTest {
           c.awaitReady(leader, Duration.ofSeconds(60));
           channels.all.get(leader).resetConnectBackoff();
         }
+        // a follower: writers through it move to the others, and it catches up by snapshot
+        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing a follower");
+        int follower = (leaderIndex(c, channels) + 1) % c.size();
+        c.kill(follower);
+        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes while follower " + c.name(follower) + " is down");
+        c.startMember(follower);
+        c.awaitReady(follower, Duration.ofSeconds(60));
+        channels.all.get(follower).resetConnectBackoff();
+        System.out.printf("chaos: killed and restarted follower %s%n", c.name(follower));
         // last, every member at once, under the same writes
         awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing every member");
         for (int i = 0; i < c.size(); i++) {
@@ -249,6 +260,9 @@ class ChaosTest {
     for (long v : ackedIncrements) {
       assertThat(v).isLessThanOrEqualTo(counter);
     }
+    synchronized (Writer.FAILURES) {
+      System.out.println("chaos: failed writes " + Writer.FAILURES);
+    }
     System.out.printf("chaos: %d acknowledged puts, %d with unknown outcome; %d acknowledged increments, %d unknown;"
         + " counter %d; revision %d%n", ackedPuts, ambiguousPuts, ackedIncrements.size(), ambiguousIncrements, counter, finalRevision);
 
@@ -292,35 +306,23 @@ class ChaosTest {
   private static List<Event> history(ManagedChannel ch, long last) throws Exception {
     List<Event> events = new ArrayList<>();
     CompletableFuture<List<Event>> done = new CompletableFuture<>();
-    StreamObserver<WatchRequest> requests = WatchGrpc.newStub(ch).watch(new StreamObserver<>() {
-      @Override
-      public void onNext(WatchResponse r) {
-        if (r.getCanceled()) {
-          done.completeExceptionally(new AssertionError("watch canceled: " + r));
-          return;
-        }
-        synchronized (events) {
-          events.addAll(r.getEventsList());
-        }
-        if (!events.isEmpty() && events.get(events.size() - 1).getKv().getModRevision() >= last) {
-          done.complete(events);
-        }
+    StreamObserver<WatchRequest> requests = WatchGrpc.newStub(ch).watch(observer(r -> {
+      if (r.getCanceled()) {
+        done.completeExceptionally(new AssertionError("watch canceled: " + r));
+        return;
       }
-
-      @Override
-      public void onError(Throwable t) {
-        done.completeExceptionally(t);
+      synchronized (events) {
+        events.addAll(r.getEventsList());
       }
-
-      @Override
-      public void onCompleted() {
-        done.completeExceptionally(new AssertionError("watch stream ended"));
+      if (!events.isEmpty() && events.get(events.size() - 1).getKv().getModRevision() >= last) {
+        done.complete(events);
       }
-    });
+    }, done::completeExceptionally));
     try {
       requests.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
           .setKey(ByteString.copyFromUtf8(PREFIX)).setRangeEnd(prefixEnd(PREFIX)).setStartRevision(1)).build());
-      return done.get(60, TimeUnit.SECONDS);
+      // later events (a lease expiring after the final read) are not part of the history checked
+      return done.get(60, TimeUnit.SECONDS).stream().filter(e -> e.getKv().getModRevision() <= last).toList();
     } catch (java.util.concurrent.TimeoutException e) {
       RangeResponse local = kv(ch).range(RangeRequest.newBuilder().setKey(COUNTER).setSerializable(true).build());
       synchronized (events) {
@@ -331,6 +333,27 @@ class ChaosTest {
     } finally {
       requests.onCompleted();
     }
+  }
+
+  /** A response observer: {@code next} for each response, {@code ended} on an error or the end of the stream. */
+  private static <T> StreamObserver<T> observer(java.util.function.Consumer<T> next,
+      java.util.function.Consumer<Throwable> ended) {
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(T response) {
+        next.accept(response);
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        ended.accept(t);
+      }
+
+      @Override
+      public void onCompleted() {
+        ended.accept(new IllegalStateException("the server ended the stream"));
+      }
+    };
   }
 
   private static int leaderIndex(DistCluster c, Channels channels) {
@@ -375,6 +398,9 @@ class ChaosTest {
   static final class Writer implements Runnable {
     record Ack(String key, long revision) {}
 
+    /** Failed writes of all writers by kind, status and whether they took a second or more (printed, not checked). */
+    static final Map<String, Integer> FAILURES = new java.util.TreeMap<>();
+
     final int id;
     final List<ManagedChannel> channels;
     final AtomicLong acked;
@@ -400,6 +426,7 @@ class ChaosTest {
     @Override
     public void run() {
       for (long seq = 0; !stop; seq++) {
+        long start = System.nanoTime();
         try {
           if (seq % 4 == 3) {
             increment();
@@ -407,6 +434,11 @@ class ChaosTest {
             put(String.format("%sw%d/%08d", PREFIX, id, seq));
           }
         } catch (StatusRuntimeException e) {
+          long ms = (System.nanoTime() - start) / 1_000_000;
+          String kind = (seq % 4 == 3 ? "increment " : "put ") + e.getStatus().getCode() + (ms >= 1000 ? " after >= 1 s" : "");
+          synchronized (FAILURES) {
+            FAILURES.merge(kind, 1, Integer::sum);
+          }
           // the member is down, or lost its leader: as a client would, try the next one soon
           at = (at + 1) % channels.size();
           LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
@@ -482,22 +514,7 @@ class ChaosTest {
         return;
       }
       streams++;
-      requests = WatchGrpc.newStub(channels.get(at)).watch(new StreamObserver<>() {
-        @Override
-        public void onNext(WatchResponse r) {
-          received(r);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-          reopen();
-        }
-
-        @Override
-        public void onCompleted() {
-          reopen();
-        }
-      });
+      requests = WatchGrpc.newStub(channels.get(at)).watch(observer(this::received, ended -> reopen()));
       requests.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
           .setKey(ByteString.copyFromUtf8(PREFIX)).setRangeEnd(prefixEnd(PREFIX)).setStartRevision(next)).build());
     }
@@ -604,22 +621,7 @@ class ChaosTest {
       while (!stop) {
         CompletableFuture<LeaseKeepAliveResponse> reply = new CompletableFuture<>();
         StreamObserver<LeaseKeepAliveRequest> requests = LeaseGrpc.newStub(channels.get(at))
-            .withDeadlineAfter(2, TimeUnit.SECONDS).leaseKeepAlive(new StreamObserver<>() {
-              @Override
-              public void onNext(LeaseKeepAliveResponse r) {
-                reply.complete(r);
-              }
-
-              @Override
-              public void onError(Throwable t) {
-                reply.completeExceptionally(t);
-              }
-
-              @Override
-              public void onCompleted() {
-                reply.completeExceptionally(new IllegalStateException("keep-alive stream ended"));
-              }
-            });
+            .withDeadlineAfter(2, TimeUnit.SECONDS).leaseKeepAlive(observer(reply::complete, reply::completeExceptionally));
         try {
           requests.onNext(LeaseKeepAliveRequest.newBuilder().setID(kept).build());
           LeaseKeepAliveResponse r = reply.get(2, TimeUnit.SECONDS);
