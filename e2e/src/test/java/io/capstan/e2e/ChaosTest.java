@@ -321,8 +321,10 @@ class ChaosTest {
     try {
       requests.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
           .setKey(ByteString.copyFromUtf8(PREFIX)).setRangeEnd(prefixEnd(PREFIX)).setStartRevision(1)).build());
-      // later events (a lease expiring after the final read) are not part of the history checked
-      return done.get(60, TimeUnit.SECONDS).stream().filter(e -> e.getKv().getModRevision() <= last).toList();
+      done.get(60, TimeUnit.SECONDS);
+      synchronized (events) { // more may still arrive: a lease expiring after the final read
+        return events.stream().filter(e -> e.getKv().getModRevision() <= last).toList();
+      }
     } catch (java.util.concurrent.TimeoutException e) {
       RangeResponse local = kv(ch).range(RangeRequest.newBuilder().setKey(COUNTER).setSerializable(true).build());
       synchronized (events) {

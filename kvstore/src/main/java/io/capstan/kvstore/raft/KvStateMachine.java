@@ -53,6 +53,7 @@ final class KvStateMachine extends BaseStateMachine {
   private final java.util.concurrent.atomic.AtomicLong snapshotsInstalled = new java.util.concurrent.atomic.AtomicLong();
   private volatile BooleanSupplier isLeader = () -> false;
   private volatile Runnable afterApply = () -> {};
+  private volatile Runnable afterLeaderChange = () -> {};
 
   KvStateMachine(MvccStore store, ClusterMembers members, LeaseClock leaseClock, Path restoreFile) {
     this.store = store;
@@ -64,6 +65,11 @@ final class KvStateMachine extends BaseStateMachine {
 
   void setLeaderCheck(BooleanSupplier isLeader) {
     this.isLeader = isLeader;
+  }
+
+  /** Runs after each change of leader Ratis reports; must not block. */
+  void setAfterLeaderChange(Runnable afterLeaderChange) {
+    this.afterLeaderChange = afterLeaderChange;
   }
 
   /** Runs after each applied entry and each installed snapshot; must not block ({@link CommitBroadcast}). */
@@ -243,6 +249,7 @@ final class KvStateMachine extends BaseStateMachine {
     } else {
       LOG.info("Raft leader is now {}", newLeaderId);
     }
+    afterLeaderChange.run();
   }
 
   /** Ratis' INVALID_LOG_INDEX without importing the raftlog package into every caller. */

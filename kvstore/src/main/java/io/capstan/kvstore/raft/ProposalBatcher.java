@@ -14,6 +14,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.BiFunction;
 import java.util.function.Function;
 import java.util.function.IntSupplier;
+import java.util.function.LongSupplier;
 
 /**
  * Group commit for proposals, as etcd's Raft loop batches the proposals of one tick: while {@code
@@ -35,6 +36,13 @@ final class ProposalBatcher {
 
   private final Histogram batchSizes = new Histogram(new ExponentiallyDecayingReservoir());
   private final ArrayDeque<Pending> queue = new ArrayDeque<>();
+  private final LongSupplier lane;
+  /**
+   * The lane seen at the last drain; a generation counting its changes (so that a lane seen again
+   * later is a new generation); and how many entries of the current generation are in flight.
+   */
+  private long currentLane;
+  private long generation;
   private int inFlight;
 
   private record Pending(RaftCommand command, int size, boolean forwarded, CompletableFuture<ApplyResult> result) {}
@@ -47,7 +55,7 @@ final class ProposalBatcher {
    */
   ProposalBatcher(Function<RaftCommand, CompletableFuture<ApplyResult>> proposeEntry, int maxInFlight,
       int maxBatchBytes, int maxBatchCommands) {
-    this((entry, mayForward) -> proposeEntry.apply(entry), () -> maxInFlight, maxBatchBytes, maxBatchCommands,
+    this((entry, mayForward) -> proposeEntry.apply(entry), () -> maxInFlight, () -> 0, maxBatchBytes, maxBatchCommands,
         Runnable::run);
   }
 
@@ -55,16 +63,23 @@ final class ProposalBatcher {
    * @param proposeEntry replicates one log entry; its flag says whether the entry may be handed to
    *     the leader (false when it holds a command another member forwarded here: see {@link
    *     LeaderForward})
+   * @param lane the way entries go now (in a member: the term, and whether it is the leader's).
+   *     Only entries sent in the current lane count against {@code maxInFlight}: an entry a member
+   *     sent towards a leader that has since died may take seconds to resolve (Ratis' client
+   *     retries it, and closes its channel to a peer that refused it with a 5 s graceful
+   *     shutdown), and must not hold up the entries this member proposes once it is leader
+   *     itself: that stalled the whole cluster's writes for 5 s after some leader kills.
    * @param starter where the entry that follows a completed one is proposed: not the thread that
    *     completed it, which in a member is Ratis' apply thread (see {@link ReadBarriers} for the
    *     deadlock that calling into Ratis from there caused on the read path)
    */
   ProposalBatcher(BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> proposeEntry,
-      IntSupplier maxInFlight,
+      IntSupplier maxInFlight, LongSupplier lane,
       int maxBatchBytes, int maxBatchCommands, java.util.concurrent.Executor starter) {
     this.starter = starter;
     this.proposeEntry = proposeEntry;
     this.maxInFlight = maxInFlight;
+    this.lane = lane;
     this.maxBatchBytes = maxBatchBytes;
     this.maxBatchCommands = maxBatchCommands;
   }
@@ -93,10 +108,26 @@ final class ProposalBatcher {
     return queue.size();
   }
 
+  /** Proposes what is queued if the current lane has room: for when the lane has just changed. */
+  void wake() {
+    try {
+      starter.execute(this::drain);
+    } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+      failQueued(shutDown);
+    }
+  }
+
   private void drain() {
     while (true) {
       List<Pending> batch;
+      long sentGeneration;
       synchronized (this) {
+        long now = lane.getAsLong();
+        if (now != currentLane) {
+          currentLane = now;
+          generation++;
+          inFlight = 0;
+        }
         if (inFlight >= maxInFlight.getAsInt() || queue.isEmpty()) {
           return;
         }
@@ -111,13 +142,14 @@ final class ProposalBatcher {
           bytes += next.size();
         }
         inFlight++;
+        sentGeneration = generation;
       }
       batchSizes.update(batch.size());
-      send(batch);
+      send(batch, sentGeneration);
     }
   }
 
-  private void send(List<Pending> batch) {
+  private void send(List<Pending> batch, long sentGeneration) {
     CompletableFuture<ApplyResult> entry;
     boolean mayForward = batch.stream().noneMatch(Pending::forwarded);
     try {
@@ -134,7 +166,9 @@ final class ProposalBatcher {
     entry.whenComplete((result, error) -> {
       boolean waiting;
       synchronized (this) {
-        inFlight--;
+        if (sentGeneration == generation) {
+          inFlight--;
+        }
         // a command queued after this check proposes itself: it sees the slot freed above
         waiting = !queue.isEmpty();
       }

@@ -119,7 +119,7 @@ public final class RaftNode implements AutoCloseable {
     this.forward = new LeaderForward();
     // A batch stays within the request limit, which the leader's client port accepts (with
     // headroom) from a follower that forwards it.
-    this.batcher = new ProposalBatcher(this::replicate, this::maxEntriesInFlight,
+    this.batcher = new ProposalBatcher(this::replicate, this::maxEntriesInFlight, this::proposalLane,
         Math.min(1024 * 1024, config.maxRequestBytes()), 512, submitter);
     this.config = config;
     this.server = server;
@@ -178,6 +178,8 @@ public final class RaftNode implements AutoCloseable {
     long clusterId = clusterId(config);
     RaftNode node = new RaftNode(config, server, group, client, leaseClock, stateMachine, clusterId, members);
     stateMachine.setLeaderCheck(node::isLeader);
+    // commands queued behind an entry sent towards the old leader go out in the new lane
+    stateMachine.setAfterLeaderChange(node.batcher::wake);
     RaftGroupMemberId self = node.division.getMemberId();
     stateMachine.setAfterApply(() -> {
       CommitBroadcast.signal(self, node.commitIndex(), node.timer);
@@ -556,6 +558,11 @@ public final class RaftNode implements AutoCloseable {
 
   private int maxEntriesInFlight() {
     return isLeader() ? LEADER_IN_FLIGHT : FOLLOWER_IN_FLIGHT;
+  }
+
+  /** A new lane for the batcher at each term, and at this member becoming leader within one. */
+  private long proposalLane() {
+    return term() * 2 + (isLeader() ? 1 : 0);
   }
 
   /** Replicates one log entry through the local leader, or through Ratis' client to the leader. */

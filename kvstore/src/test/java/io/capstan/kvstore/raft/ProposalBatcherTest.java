@@ -167,7 +167,7 @@ class ProposalBatcherTest {
   void anEntryHoldingACommandForwardedByAnotherMemberIsNeverForwardedAgain() {
     List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
     List<Boolean> mayForward = new ArrayList<>();
-    ProposalBatcher batcher = new ProposalBatcher(recording(entries, mayForward), () -> 1, 1 << 20, 100, Runnable::run);
+    ProposalBatcher batcher = new ProposalBatcher(recording(entries, mayForward), () -> 1, () -> 0, 1 << 20, 100, Runnable::run);
     RaftCommand put = RaftCommand.newBuilder().setPut(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
     batcher.propose(put);
     // queued behind the first entry: one of them came from another member
@@ -184,7 +184,7 @@ class ProposalBatcherTest {
   /** An entry proposer that records each entry's future and whether it may be forwarded. */
   /** One entry in flight; entries go to {@code entries}, following entries' starts to {@code starts}. */
   private static ProposalBatcher withStarter(List<CompletableFuture<ApplyResult>> entries, List<Runnable> starts) {
-    return new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, 1 << 20, 100, starts::add);
+    return new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, () -> 0, 1 << 20, 100, starts::add);
   }
 
   private static java.util.function.BiFunction<RaftCommand, Boolean, CompletableFuture<ApplyResult>> recording(
@@ -195,5 +195,36 @@ class ProposalBatcherTest {
       mayForward.add(forwardable);
       return f;
     };
+  }
+
+  /**
+   * An entry sent towards a leader that died may hang for seconds in Ratis' client; once this
+   * member's lane changes (a new term, or it became leader) new commands go out at once instead
+   * of queueing behind it, and its late completion does not free a slot of the new lane.
+   */
+  @Test
+  void anEntryOfAnEarlierLaneHoldsUpNoCommandOfTheNextLane() throws Exception {
+    List<CompletableFuture<ApplyResult>> entries = new ArrayList<>();
+    long[] lane = {1};
+    ProposalBatcher batcher = new ProposalBatcher(recording(entries, new ArrayList<>()), () -> 1, () -> lane[0],
+        1 << 20, 100, Runnable::run);
+    CompletableFuture<ApplyResult> stuck = batcher.propose(put("a", "1"));
+    CompletableFuture<ApplyResult> queued = batcher.propose(put("b", "2"));
+    assertThat(entries).as("the second command waits behind the first entry").hasSize(1);
+
+    lane[0] = 2;
+    batcher.wake();
+    assertThat(entries).as("the queued command goes out in the new lane").hasSize(2);
+    CompletableFuture<ApplyResult> third = batcher.propose(put("c", "3"));
+    assertThat(entries).as("the new lane has one entry in flight").hasSize(2);
+
+    entries.get(0).complete(ApplyResult.getDefaultInstance());
+    assertThat(stuck).isDone();
+    assertThat(entries).as("the old lane's entry freed no slot of the new one").hasSize(2);
+    entries.get(1).complete(ApplyResult.getDefaultInstance());
+    assertThat(queued).isDone();
+    assertThat(entries).as("the new lane's own completion frees its slot").hasSize(3);
+    entries.get(2).complete(ApplyResult.getDefaultInstance());
+    assertThat(third).isDone();
   }
 }
