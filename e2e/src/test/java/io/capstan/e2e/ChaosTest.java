@@ -31,21 +31,28 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -325,7 +332,7 @@ class ChaosTest {
       synchronized (events) { // more may still arrive: a lease expiring after the final read
         return events.stream().filter(e -> e.getKv().getModRevision() <= last).toList();
       }
-    } catch (java.util.concurrent.TimeoutException e) {
+    } catch (TimeoutException e) {
       RangeResponse local = kv(ch).range(RangeRequest.newBuilder().setKey(COUNTER).setSerializable(true).build());
       synchronized (events) {
         throw new AssertionError("watch from revision 1 stopped at " + events.size() + " events, the last at revision "
@@ -338,8 +345,8 @@ class ChaosTest {
   }
 
   /** A response observer: {@code next} for each response, {@code ended} on an error or the end of the stream. */
-  private static <T> StreamObserver<T> observer(java.util.function.Consumer<T> next,
-      java.util.function.Consumer<Throwable> ended) {
+  private static <T> StreamObserver<T> observer(Consumer<T> next,
+      Consumer<Throwable> ended) {
     return new StreamObserver<>() {
       @Override
       public void onNext(T response) {
@@ -388,7 +395,7 @@ class ChaosTest {
   }
 
   private static ByteString prefixEnd(String prefix) {
-    byte[] b = prefix.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    byte[] b = prefix.getBytes(StandardCharsets.UTF_8);
     b[b.length - 1]++;
     return ByteString.copyFrom(b);
   }
@@ -401,7 +408,7 @@ class ChaosTest {
     record Ack(String key, long revision) {}
 
     /** Failed writes of all writers by kind, status and whether they took a second or more (printed, not checked). */
-    static final Map<String, Integer> FAILURES = new java.util.TreeMap<>();
+    static final Map<String, Integer> FAILURES = new TreeMap<>();
 
     final int id;
     final List<ManagedChannel> channels;
@@ -498,8 +505,8 @@ class ChaosTest {
     private final List<ManagedChannel> channels;
     private final List<Event> events = new ArrayList<>();
     private final List<String> problems = new ArrayList<>();
-    private final java.util.concurrent.ScheduledExecutorService retry =
-        java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+    private final ScheduledExecutorService retry =
+        Executors.newSingleThreadScheduledExecutor();
     /** Revision 1 is the empty store's: the first event is the first write's, at 2. */
     private long next = 2;
     private int at;
@@ -587,7 +594,7 @@ class ChaosTest {
     private static final long DROPPED_TTL = 3;
 
     private final List<ManagedChannel> channels;
-    private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final List<String> problems = Collections.synchronizedList(new ArrayList<>());
     private final Thread keeper = new Thread(this::keepAlive, "chaos-lease-keeper");
     private volatile boolean stop;
     private int at;

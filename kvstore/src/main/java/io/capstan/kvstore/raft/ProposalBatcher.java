@@ -108,7 +108,7 @@ final class ProposalBatcher {
     return queue.size();
   }
 
-  /** Proposes what is queued if the current lane has room: for when the lane has just changed. */
+  /** Proposes what is queued, on the starter, if the current lane has room (also when the lane has just changed). */
   void wake() {
     try {
       starter.execute(this::drain);
@@ -174,11 +174,7 @@ final class ProposalBatcher {
       }
       // Start the next entry before completing this one's callers: their callbacks run gRPC sends.
       if (waiting) {
-        try {
-          starter.execute(this::drain);
-        } catch (java.util.concurrent.RejectedExecutionException shutDown) {
-          failQueued(shutDown);
-        }
+        wake();
       }
       if (error != null) {
         batch.forEach(p -> p.result().completeExceptionally(error));
