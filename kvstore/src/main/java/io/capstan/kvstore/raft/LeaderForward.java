@@ -92,6 +92,31 @@ final class LeaderForward implements AutoCloseable {
     return ch.getState(true) == ConnectivityState.READY;
   }
 
+  /**
+   * Completes with true once {@code address}'s channel is connected, with false as soon as a
+   * connection attempt fails or after {@code waitMs}; asks it to connect. A member's first write to a new leader waits for this (a
+   * loopback or LAN connect takes a millisecond or so) rather than going through Ratis' client,
+   * which after a leader change may first spend seconds on a stale connection.
+   */
+  CompletableFuture<Boolean> whenConnected(String address, long waitMs) {
+    ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
+    CompletableFuture<Boolean> connected = new CompletableFuture<>();
+    watchUntilReady(ch, connected);
+    return connected.completeOnTimeout(false, waitMs, TimeUnit.MILLISECONDS);
+  }
+
+  private static void watchUntilReady(ManagedChannel ch, CompletableFuture<Boolean> connected) {
+    ConnectivityState state = ch.getState(true);
+    if (state == ConnectivityState.READY) {
+      connected.complete(true);
+    } else if (state == ConnectivityState.TRANSIENT_FAILURE || state == ConnectivityState.SHUTDOWN) {
+      // unreachable (say the leader's client URL is not reachable from here): no waiting
+      connected.complete(false);
+    } else if (!connected.isDone()) {
+      ch.notifyWhenStateChanged(state, () -> watchUntilReady(ch, connected));
+    }
+  }
+
   private static ManagedChannel open(String address) {
     int colon = address.lastIndexOf(':');
     return NettyChannelBuilder.forAddress(address.substring(0, colon), Integer.parseInt(address.substring(colon + 1)))

@@ -478,12 +478,23 @@ public final class RaftNode implements AutoCloseable {
   private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward) {
     if (DIRECT_FORWARD && mayForward && !isLeader()) {
       String leader = leaderClientAddress();
-      if (leader != null && forwardable(entry) && forward.connected(leader)) {
-        return forwardToLeader(entry, leader);
+      if (leader != null && forwardable(entry)) {
+        if (forward.connected(leader)) {
+          return forwardToLeader(entry, leader);
+        }
+        // A leader this member has not written to yet: connect first. Ratis' client would carry
+        // the entry meanwhile, but right after a leader change it may spend seconds on a stale
+        // connection first (a 5 s graceful channel shutdown was seen in the chaos test). Its
+        // fallback runs on the submitter, not on a transport thread.
+        return forward.whenConnected(leader, FORWARD_CONNECT_WAIT_MS)
+            .thenComposeAsync(up -> up ? forwardToLeader(entry, leader) : replicateThroughRatis(entry), submitter);
       }
     }
     return replicateThroughRatis(entry);
   }
+
+  /** How long a follower waits for its connection to a new leader before using Ratis' client. */
+  private static final long FORWARD_CONNECT_WAIT_MS = 500;
 
   private static boolean forwardable(RaftCommand entry) {
     return commandsOf(entry).stream().allMatch(LeaderForward::forwardable);
