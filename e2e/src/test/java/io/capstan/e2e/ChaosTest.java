@@ -137,6 +137,11 @@ class ChaosTest {
           c.awaitReady(leader, Duration.ofSeconds(60));
           channels.all.get(leader).resetConnectBackoff();
         }
+        StringBuilder fallbacks = new StringBuilder();
+        for (int i = 0; i < c.size(); i++) {
+          fallbacks.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_forward_fallbacks"));
+        }
+        System.out.println("chaos: forwards refused and sent through Ratis' client since each member's start:" + fallbacks);
         // a follower: writers through it move to the others, and it catches up by snapshot
         awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing a follower");
         int follower = (leaderIndex(c, channels) + 1) % c.size();
