@@ -139,9 +139,10 @@ class ChaosTest {
         }
         StringBuilder fallbacks = new StringBuilder();
         for (int i = 0; i < c.size(); i++) {
-          fallbacks.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_forward_fallbacks"));
+          fallbacks.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_forward_fallbacks"))
+              .append('/').append((long) c.metric(i, "raft_client_proposals"));
         }
-        System.out.println("chaos: forwards refused and sent through Ratis' client since each member's start:" + fallbacks);
+        System.out.println("chaos: entries sent through Ratis' client since each member's start (refused forwards/all):" + fallbacks);
         // a follower: writers through it move to the others, and it catches up by snapshot
         awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing a follower");
         int follower = (leaderIndex(c, channels) + 1) % c.size();

@@ -18,6 +18,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -83,6 +84,8 @@ public final class RaftNode implements AutoCloseable {
   private final LeaseClock leaseClock;
   private final KvStateMachine stateMachine;
   private final ScheduledExecutorService timer;
+  /** Entries this member sent through Ratis' client while not the leader. */
+  private final java.util.concurrent.atomic.AtomicLong clientProposals = new java.util.concurrent.atomic.AtomicLong();
   /** On the leader: followers that have not answered for an election timeout (CommitBroadcast#reportFollowers). */
   private volatile int silentFollowers;
   private final Map<String, Long> memberIds = new TreeMap<>();
@@ -335,6 +338,11 @@ public final class RaftNode implements AutoCloseable {
     return division.getInfo().getLastAppliedIndex();
   }
 
+  /** Entries this member sent through Ratis' client while not the leader (no forward possible). */
+  public long clientProposals() {
+    return clientProposals.get();
+  }
+
   /** On the leader, followers that have not answered for an election timeout; 0 on a follower. */
   public int silentFollowers() {
     return silentFollowers;
@@ -476,7 +484,19 @@ public final class RaftNode implements AutoCloseable {
    * everything else goes through Ratis.
    */
   private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward) {
+    return replicate(entry, mayForward, System.nanoTime() + config.requestTimeout().toNanos());
+  }
+
+  private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward, long deadline) {
     if (DIRECT_FORWARD && mayForward && !isLeader()) {
+      if (!hasLeader() && System.nanoTime() + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
+        // An election is on: wait for its leader, as etcd's proposals do, rather than hand the
+        // entry to Ratis' client, which may first spend seconds on a connection to a dead or
+        // former leader. Polled from the submitter (the client's send must not run on a timer).
+        return CompletableFuture.supplyAsync(() -> replicate(entry, true, deadline),
+            CompletableFuture.delayedExecutor(LEADER_POLL.toMillis(), TimeUnit.MILLISECONDS, submitter))
+            .thenCompose(f -> f);
+      }
       String leader = leaderClientAddress();
       if (leader != null && forwardable(entry)) {
         if (forward.connected(leader)) {
@@ -492,6 +512,9 @@ public final class RaftNode implements AutoCloseable {
     }
     return replicateThroughRatis(entry);
   }
+
+  /** How often a follower with writes to send checks whether an election has given it a leader. */
+  private static final Duration LEADER_POLL = Duration.ofMillis(20);
 
   /** How long a follower waits for its connection to a new leader before using Ratis' client. */
   private static final long FORWARD_CONNECT_WAIT_MS = 500;
@@ -583,6 +606,7 @@ public final class RaftNode implements AutoCloseable {
     if (isLeader()) {
       reply = submitAsLeader(msg, System.nanoTime() + config.requestTimeout().toNanos());
     } else {
+      clientProposals.incrementAndGet();
       reply = client.async().send(msg);
     }
     return reply.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)

@@ -181,4 +181,28 @@ class LeaderForwardTest {
       assertThat(node.forwardedCommands()).isGreaterThan(300);
     }
   }
+
+  /**
+   * A write that reaches a member during an election waits for the new leader and is forwarded to
+   * it (or proposed, if the member won), not handed to Ratis' client.
+   */
+  @Test
+  void aWriteDuringAnElectionWaitsForTheLeaderInsteadOfGoingThroughRatisClient() throws Exception {
+    try (MiniCluster c = MiniCluster.start(3)) {
+      int lead = c.waitForLeader(Duration.ofSeconds(30));
+      int survivor = (lead + 1) % 3;
+      int other = (lead + 2) % 3;
+      Kv.put(c.channel(survivor), "fw/election/before", "v");
+      c.kill(lead);
+      c.kill(other);
+      RaftNode node = c.member(survivor).raft();
+      await("the survivor knows no leader").atMost(Duration.ofSeconds(30)).until(() -> !node.hasLeader());
+      long viaClient = node.clientProposals();
+      var put = io.etcd.jetcd.api.KVGrpc.newFutureStub(c.channel(survivor)).withDeadlineAfter(20, java.util.concurrent.TimeUnit.SECONDS)
+          .put(PutRequest.newBuilder().setKey(bs("fw/election/during")).setValue(bs("v")).build());
+      c.restart(other);
+      assertThat(put.get(30, java.util.concurrent.TimeUnit.SECONDS).getHeader().getRevision()).isGreaterThan(0);
+      assertThat(node.clientProposals() - viaClient).as("entries sent through Ratis' client").isZero();
+    }
+  }
 }
