@@ -93,27 +93,48 @@ final class LeaderForward implements AutoCloseable {
   }
 
   /**
-   * Completes with true once {@code address}'s channel is connected, with false as soon as a
-   * connection attempt fails or after {@code waitMs}; asks it to connect. A member's first write to a new leader waits for this (a
-   * loopback or LAN connect takes a millisecond or so) rather than going through Ratis' client,
-   * which after a leader change may first spend seconds on a stale connection.
+   * Completes with true once {@code address}'s channel is connected, or with false after {@code
+   * waitMs}; asks it to connect, and again every 20 ms after a failed attempt (a member that has
+   * just won an election may open its client port a moment after its Raft port). A member's
+   * first write to a new leader waits for this (a loopback or LAN connect takes a millisecond or
+   * so) rather than going through Ratis' client, which after a leader change may first spend
+   * seconds on a stale connection. After a wait that timed out, the same address is not waited
+   * for again for {@link #GIVE_UP} (a leader whose client URL is unreachable from here costs
+   * one wait, not one per write).
    */
   CompletableFuture<Boolean> whenConnected(String address, long waitMs) {
     ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
+    Long gaveUp = gaveUpAt.get(address);
+    if (gaveUp != null && System.nanoTime() - gaveUp < GIVE_UP.toNanos()) {
+      return CompletableFuture.completedFuture(ch.getState(true) == ConnectivityState.READY);
+    }
     CompletableFuture<Boolean> connected = new CompletableFuture<>();
     watchUntilReady(ch, connected);
-    return connected.completeOnTimeout(false, waitMs, TimeUnit.MILLISECONDS);
+    return connected.completeOnTimeout(false, waitMs, TimeUnit.MILLISECONDS).whenComplete((up, error) -> {
+      if (Boolean.TRUE.equals(up)) {
+        gaveUpAt.remove(address);
+      } else {
+        gaveUpAt.put(address, System.nanoTime());
+      }
+    });
   }
 
+  private static final java.time.Duration GIVE_UP = java.time.Duration.ofSeconds(10);
+  private final Map<String, Long> gaveUpAt = new ConcurrentHashMap<>();
+
   private static void watchUntilReady(ManagedChannel ch, CompletableFuture<Boolean> connected) {
+    if (connected.isDone()) {
+      return;
+    }
     ConnectivityState state = ch.getState(true);
-    if (state == ConnectivityState.READY) {
-      connected.complete(true);
-    } else if (state == ConnectivityState.TRANSIENT_FAILURE || state == ConnectivityState.SHUTDOWN) {
-      // unreachable (say the leader's client URL is not reachable from here): no waiting
-      connected.complete(false);
-    } else if (!connected.isDone()) {
-      ch.notifyWhenStateChanged(state, () -> watchUntilReady(ch, connected));
+    switch (state) {
+      case READY -> connected.complete(true);
+      case SHUTDOWN -> connected.complete(false);
+      case TRANSIENT_FAILURE -> CompletableFuture.delayedExecutor(20, TimeUnit.MILLISECONDS).execute(() -> {
+        ch.resetConnectBackoff();
+        watchUntilReady(ch, connected);
+      });
+      default -> ch.notifyWhenStateChanged(state, () -> watchUntilReady(ch, connected));
     }
   }
 

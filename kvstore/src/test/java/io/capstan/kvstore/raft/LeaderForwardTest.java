@@ -192,7 +192,12 @@ class LeaderForwardTest {
       int lead = c.waitForLeader(Duration.ofSeconds(30));
       int survivor = (lead + 1) % 3;
       int other = (lead + 2) % 3;
-      Kv.put(c.channel(survivor), "fw/election/before", "v");
+      // every member's client URL known to the survivor (members publish them once a leader is up):
+      // a leader whose URL it does not know can only be reached through Ratis' client
+      await("every member's client URL published").atMost(Duration.ofSeconds(30)).until(() ->
+          io.etcd.jetcd.api.ClusterGrpc.newBlockingStub(c.channel(survivor))
+              .memberList(io.etcd.jetcd.api.MemberListRequest.getDefaultInstance()).getMembersList().stream()
+              .filter(m -> m.getClientURLsCount() > 0).count() == 3);
       c.kill(lead);
       c.kill(other);
       RaftNode node = c.member(survivor).raft();
