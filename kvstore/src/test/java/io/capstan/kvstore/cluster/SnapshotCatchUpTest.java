@@ -63,7 +63,15 @@ class SnapshotCatchUpTest {
       for (int i = 0; i < 10; i++) {
         Kv.put(c.channel(old), "ol/before" + i, "1");
       }
-      c.waitForConvergence(Duration.ofSeconds(10));
+      // nothing more in flight: every member's client URL published (members write them once a
+      // leader is up), every member's log as long as the leader's and applied to its end
+      await("members published and logs settled").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+          .until(() -> io.etcd.jetcd.api.ClusterGrpc.newBlockingStub(c.channel(old))
+              .memberList(io.etcd.jetcd.api.MemberListRequest.getDefaultInstance()).getMembersList().stream()
+              .filter(m -> m.getClientURLsCount() > 0).count() == 3
+              && java.util.stream.IntStream.range(0, 3).allMatch(i ->
+                  c.member(i).raft().lastLogIndex() == c.member(old).raft().lastLogIndex()
+                  && c.member(i).raft().appliedIndex() == c.member(old).raft().lastLogIndex()));
       long oldLast = c.member(old).raft().lastLogIndex();
       c.kill(old);
       int leader = c.waitForLeader(Duration.ofSeconds(30));
