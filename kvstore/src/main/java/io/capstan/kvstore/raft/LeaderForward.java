@@ -17,6 +17,7 @@ import io.grpc.protobuf.ProtoUtils;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -119,7 +120,7 @@ final class LeaderForward implements AutoCloseable {
     });
   }
 
-  private static final java.time.Duration GIVE_UP = java.time.Duration.ofSeconds(10);
+  private static final Duration GIVE_UP = Duration.ofSeconds(10);
   private final Map<String, Long> gaveUpAt = new ConcurrentHashMap<>();
 
   private static void watchUntilReady(ManagedChannel ch, CompletableFuture<Boolean> connected) {

@@ -85,7 +85,7 @@ public final class RaftNode implements AutoCloseable {
   private final KvStateMachine stateMachine;
   private final ScheduledExecutorService timer;
   /** Entries this member sent through Ratis' client while not the leader. */
-  private final java.util.concurrent.atomic.AtomicLong clientProposals = new java.util.concurrent.atomic.AtomicLong();
+  private final AtomicLong clientProposals = new AtomicLong();
   /** On the leader: followers that have not answered for an election timeout (CommitBroadcast#reportFollowers). */
   private volatile int silentFollowers;
   private final Map<String, Long> memberIds = new TreeMap<>();
