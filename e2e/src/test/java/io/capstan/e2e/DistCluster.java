@@ -193,7 +193,7 @@ public final class DistCluster implements AutoCloseable {
   public String log(int i) {
     try {
       List<String> lines = Files.readAllLines(root.resolve(name(i) + ".log"));
-      return String.join("\n", lines.subList(Math.max(0, lines.size() - Integer.getInteger("capstan.log-lines", 40)), lines.size()));
+      return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
     } catch (IOException e) {
       return "(no log: " + e + ")";
     }

@@ -89,7 +89,7 @@ final class LeaderForward implements AutoCloseable {
    * never connected would fail in a way that does not say whether it was sent.
    */
   boolean connected(String address) {
-    ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
+    ManagedChannel ch = channel(address);
     return ch.getState(true) == ConnectivityState.READY;
   }
 
@@ -104,7 +104,7 @@ final class LeaderForward implements AutoCloseable {
    * one wait, not one per write).
    */
   CompletableFuture<Boolean> whenConnected(String address, long waitMs) {
-    ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
+    ManagedChannel ch = channel(address);
     Long gaveUp = gaveUpAt.get(address);
     if (gaveUp != null && System.nanoTime() - gaveUp < GIVE_UP.toNanos()) {
       return CompletableFuture.completedFuture(ch.getState(true) == ConnectivityState.READY);
@@ -139,6 +139,11 @@ final class LeaderForward implements AutoCloseable {
     }
   }
 
+  /** The channel to {@code address}, opened on first use. */
+  private ManagedChannel channel(String address) {
+    return channels.computeIfAbsent(address, LeaderForward::open);
+  }
+
   private static ManagedChannel open(String address) {
     int colon = address.lastIndexOf(':');
     return NettyChannelBuilder.forAddress(address.substring(0, colon), Integer.parseInt(address.substring(colon + 1)))
@@ -159,7 +164,7 @@ final class LeaderForward implements AutoCloseable {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
     Timer.Context timing = sends.time();
     out.whenComplete((r, e) -> timing.stop());
-    ManagedChannel ch = channels.computeIfAbsent(address, LeaderForward::open);
+    ManagedChannel ch = channel(address);
     ClientCalls.asyncUnaryCall(ch.newCall(PROPOSE, CallOptions.DEFAULT
             .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request,
         new StreamObserver<>() {

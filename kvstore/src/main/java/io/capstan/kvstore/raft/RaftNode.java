@@ -27,6 +27,7 @@ import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -493,9 +494,25 @@ public final class RaftNode implements AutoCloseable {
         // An election is on: wait for its leader, as etcd's proposals do, rather than hand the
         // entry to Ratis' client, which may first spend seconds on a connection to a dead or
         // former leader. Polled from the submitter (the client's send must not run on a timer).
-        return CompletableFuture.supplyAsync(() -> replicate(entry, true, deadline),
-            CompletableFuture.delayedExecutor(LEADER_POLL.toMillis(), TimeUnit.MILLISECONDS, submitter))
-            .thenCompose(f -> f);
+        CompletableFuture<ApplyResult> later = new CompletableFuture<>();
+        try {
+          timer.schedule(() -> {
+            try {
+              submitter.execute(() -> replicate(entry, true, deadline).whenComplete((r, e) -> {
+                if (e != null) {
+                  later.completeExceptionally(e);
+                } else {
+                  later.complete(r);
+                }
+              }));
+            } catch (RejectedExecutionException closing) {
+              later.completeExceptionally(unavailable(closing));
+            }
+          }, LEADER_POLL.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException closing) {
+          later.completeExceptionally(unavailable(closing));
+        }
+        return later;
       }
       String leader = leaderClientAddress();
       if (leader != null && forwardable(entry)) {
