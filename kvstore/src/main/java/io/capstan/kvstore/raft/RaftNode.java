@@ -66,6 +66,8 @@ import org.slf4j.LoggerFactory;
  * queries to the leader, and on the leader proposes the revocation of expired leases.
  */
 public final class RaftNode implements AutoCloseable {
+  /** The full gRPC name of the leader's method that takes followers' writes ({@link LeaderForward}). */
+  public static final String FORWARD_METHOD = LeaderForward.PROPOSE.getFullMethodName();
   private static final Logger LOG = LoggerFactory.getLogger(RaftNode.class);
   private static final long RETRY_DELAY_MS = 50;
   /**

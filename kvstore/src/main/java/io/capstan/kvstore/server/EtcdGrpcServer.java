@@ -33,19 +33,19 @@ public final class EtcdGrpcServer implements AutoCloseable {
   private static final int GRPC_OVERHEAD_BYTES = 512 * 1024;
 
   private final List<Server> servers;
-  private final ExecutorService readExecutor;
-  private final ExecutorService sendExecutor;
+  private final List<ExecutorService> executors;
 
-  private EtcdGrpcServer(List<Server> servers, ExecutorService readExecutor, ExecutorService sendExecutor) {
+  private EtcdGrpcServer(List<Server> servers, List<ExecutorService> executors) {
     this.servers = servers;
-    this.readExecutor = readExecutor;
-    this.sendExecutor = sendExecutor;
+    this.executors = executors;
   }
 
   public static EtcdGrpcServer start(KvStoreConfig config, MvccStore store, ClusterMembers members,
       RaftNode raft, WatchHub hub, MetricRegistry metrics) throws IOException {
     ExecutorService readExecutor = Executors.newFixedThreadPool(4, daemon("kv-read"));
     ExecutorService sendExecutor = Executors.newFixedThreadPool(2, daemon("watch-send"));
+    ExecutorService callExecutor = Executors.newCachedThreadPool(daemon("grpc-call"));
+    List<ExecutorService> executors = List.of(readExecutor, sendExecutor, callExecutor);
     ServerContext ctx = new ServerContext(store, members, raft, metrics, readExecutor, config.maxRequestBytes(),
         config.quotaBackendBytes());
     List<Server> servers = new ArrayList<>();
@@ -60,6 +60,8 @@ public final class EtcdGrpcServer implements AutoCloseable {
             // member to member: followers hand their clients' writes to the leader's queue
             .addService(raft.forwardService())
             .maxInboundMessageSize(config.maxRequestBytes() + GRPC_OVERHEAD_BYTES)
+            .directExecutor()
+            .callExecutor(new CallExecutors(callExecutor))
             // etcd clients ping often (etcdctl every 2 s by default); etcd permits it.
             .permitKeepAliveTime(1, TimeUnit.SECONDS)
             .permitKeepAliveWithoutCalls(true)
@@ -69,14 +71,13 @@ public final class EtcdGrpcServer implements AutoCloseable {
       }
     } catch (IOException | RuntimeException e) {
       servers.forEach(Server::shutdownNow);
-      readExecutor.shutdownNow();
-      sendExecutor.shutdownNow();
+      executors.forEach(ExecutorService::shutdownNow);
       throw e;
     }
     long tickMs = config.progressNotifyInterval().toMillis();
     raft.timer().scheduleAtFixedRate(hub::progressTick, tickMs, tickMs, TimeUnit.MILLISECONDS);
     publishAttributes(config, members, raft);
-    return new EtcdGrpcServer(servers, readExecutor, sendExecutor);
+    return new EtcdGrpcServer(servers, executors);
   }
 
   /** Proposes this member's name and client URLs until they are in the replicated state. */
@@ -130,7 +131,6 @@ public final class EtcdGrpcServer implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
-    readExecutor.shutdownNow();
-    sendExecutor.shutdownNow();
+    executors.forEach(ExecutorService::shutdownNow);
   }
 }

@@ -22,7 +22,8 @@ import java.util.function.Function;
 
 /**
  * etcd's KV service. Writes are checked, then proposed through Raft; linearizable reads wait on a
- * ReadIndex barrier, serializable ones read the local state at once.
+ * ReadIndex barrier, serializable ones read the local state at once. The handlers run on the
+ * event loop ({@link CallExecutors}) and must not block: reads run on the read executor.
  */
 final class KvService extends KVGrpc.KVImplBase {
   private final ServerContext ctx;
@@ -48,11 +49,10 @@ final class KvService extends KVGrpc.KVImplBase {
       if (!request.getSerializable()) {
         result = ctx.raft().readBarrier().thenApplyAsync(v -> read(request), ctx.readExecutor());
       } else {
-        // waits only right after this member acknowledged a write it has not applied yet
-        CompletableFuture<Void> applied = ctx.raft().localReadBarrier();
-        result = applied.isDone()
-            ? CompletableFuture.completedFuture(read(request))
-            : applied.thenApplyAsync(v -> read(request), ctx.readExecutor());
+        // waits only right after this member acknowledged a write it has not applied yet; the
+        // read runs on the read executor, not on the event loop this handler runs on (a large
+        // range would hold up every connection of that loop)
+        result = ctx.raft().localReadBarrier().thenApplyAsync(v -> read(request), ctx.readExecutor());
       }
     } catch (KvException e) {
       result = CompletableFuture.failedFuture(e);
