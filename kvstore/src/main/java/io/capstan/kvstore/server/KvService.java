@@ -22,7 +22,7 @@ import java.util.function.Function;
 
 /**
  * etcd's KV service. Writes are checked, then proposed through Raft; linearizable reads wait on a
- * ReadIndex barrier, serializable ones read the local state at once. The handlers run on the
+ * ReadIndex barrier, serializable ones read the local state without Raft. The handlers run on the
  * event loop ({@link CallExecutors}) and must not block: reads run on the read executor.
  */
 final class KvService extends KVGrpc.KVImplBase {
