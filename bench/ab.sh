@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B runs of the kvstore under two sets of JVM options, interleaved (A, B, A, B, ...): on a
 # shared machine the figures drift by 10-30% over minutes, so one run of each says little.
-# Each run starts a fresh 3-member cluster, warms it up with 20,000 puts (as compare.sh does),
+# Each run starts a fresh 3-member cluster, warms it up as compare.sh does (members.sh: warm_up),
 # then prints puts with 64 in flight (twice) and serial puts through a follower and the leader.
 #
 #   mvn -B -q package -DskipTests && bench/ab.sh "<options A>" "<options B>" [rounds]
@@ -25,7 +25,7 @@ trap 'stop_members; rm -rf "$work"' EXIT
 run() {
   local opts=$1 lead follower e
   start_members "$opts"
-  bench put --endpoints "$eps" --clients 64 --total 20000 --warmup 0 > /dev/null
+  warm_up "$eps"
   bench put --endpoints "$eps" --clients 64 --total 20000
   bench put --endpoints "$eps" --clients 64 --total 20000
   lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"

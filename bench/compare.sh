@@ -17,9 +17,9 @@ etcd_bin="${ETCD:-/usr/bin/etcd}"
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 if [ $quick = 1 ]; then
-  put_total=3000; serial_total=300; range_total=1000; watch_puts=20; fill_total=10000; warmup_total=2000
+  put_total=3000; serial_total=300; range_total=1000; watch_puts=20; fill_total=10000; warmup=--quick
 else
-  put_total=20000; serial_total=2000; range_total=5000; watch_puts=1000; fill_total=100000; warmup_total=20000
+  put_total=20000; serial_total=2000; range_total=5000; watch_puts=1000; fill_total=100000; warmup=
 fi
 
 work="$(mktemp -d)"
@@ -30,7 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bench() { CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
+# bench (the benchmark client, without the kvstore's CAPSTAN_JAVA_OPTS) and warm_up
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
 # CPU time (user + system, clock ticks) the members have used so far
@@ -85,9 +87,8 @@ run_suite() {
   "start_$label" "$base"
   wait_up "$eps"
   echo "== $label: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  # The same unmeasured warm-up for both systems (a JVM compiles its hot paths in the first
-  # thousands of requests; etcd does not need it but gets it too).
-  bench put --endpoints "$eps" --clients 64 --total $warmup_total --warmup 0 > /dev/null
+  # The same unmeasured warm-up for both systems (members.sh)
+  warm_up "$eps" $warmup
 
   local ticks0; ticks0=$(cpu_ticks)
   R[$label,put64]="$(bench put --endpoints "$eps" --clients 64 --total $put_total | tee -a /dev/stderr)"

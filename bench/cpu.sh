@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CPU per put: starts a fresh 3-member kvstore with the given JVM options, warms it up with 20,000
-# puts, then runs 20,000 puts with 64 in flight and prints the put rate and the CPU time (user and
+# CPU per put: starts a fresh 3-member kvstore with the given JVM options, warms it up as
+# compare.sh does, then runs 20,000 puts with 64 in flight and prints the put rate and the CPU time (user and
 # system, from /proc) that the members and the benchmark client spent on them. On a machine whose
 # figures drift, CPU per put is steadier than the put rate; still run A and B interleaved.
 #
@@ -27,7 +27,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock t
 hz=$(getconf CLK_TCK)
 
 start_members "$opts"
-bench put --endpoints "$eps" --clients 64 --total 20000 --warmup 0 > /dev/null
+warm_up "$eps"
 [ $leader_only = 1 ] && eps="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
 
 before=0

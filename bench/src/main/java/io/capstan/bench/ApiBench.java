@@ -117,9 +117,7 @@ final class ApiBench {
         long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(1, rate);
         long next = System.nanoTime();
         for (int i = 0; i < updates; i++) {
-          while (System.nanoTime() < next) {
-            Thread.onSpinWait();
-          }
+          Pacer.waitUntil(next);
           next += interval;
           ConfigMap changed = current.toBuilder().putData("v", "t" + System.nanoTime()).build();
           current = ConfigMap.parseFrom(api.withDeadlineAfter(30, TimeUnit.SECONDS).update(UpdateRequest.newBuilder()

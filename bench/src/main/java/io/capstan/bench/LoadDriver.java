@@ -40,10 +40,7 @@ final class LoadDriver {
     for (int i = 0; i < total; i++) {
       long scheduled = start + i * interval;
       if (interval > 0) {
-        long wait = scheduled - System.nanoTime();
-        if (wait > 0) {
-          java.util.concurrent.locks.LockSupport.parkNanos(wait);
-        }
+        Pacer.waitUntil(scheduled);
       }
       permits.acquire();
       long t0 = interval > 0 ? scheduled : System.nanoTime();

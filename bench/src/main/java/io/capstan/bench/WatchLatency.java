@@ -88,9 +88,7 @@ final class WatchLatency implements Callable<Integer> {
       long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(rate, 1);
       long next = System.nanoTime();
       for (int i = 0; i < puts; i++) {
-        while (System.nanoTime() < next) {
-          Thread.onSpinWait();
-        }
+        Pacer.waitUntil(next);
         next += interval;
         byte[] v = ByteBuffer.allocate(16).putLong(System.nanoTime()).putLong(i).array();
         kv.withDeadlineAfter(30, TimeUnit.SECONDS).put(PutRequest.newBuilder().setKey(key).setValue(ByteString.copyFrom(v)).build());
