@@ -17,7 +17,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-bench() { CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
+# bench (the benchmark client) and warm_up
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
 
 start_store() {
   local kind=$1 base=$2 initial="" i
@@ -43,6 +45,9 @@ run() {
   start_store "$kind" "$base"
   local deadline=$((SECONDS + 60))
   until [ -n "$(bench status --endpoints "${eps//http:\/\//}" --conns 1 --leader 2>/dev/null)" ] || [ $SECONDS -gt $deadline ]; do sleep 0.5; done
+  # the store's own warm-up first (members.sh; the same for both stores): a kvstore member's C2
+  # compiler would otherwise still be busy during the api-server's measured runs
+  warm_up "${eps//http:\/\//}"
   "$capstan" api-server --kvstore-endpoints "$eps" --grpc-port $((base + 50)) --http-port $((base + 51)) > "$work/api-$kind.log" 2>&1 &
   pids+=($!)
   deadline=$((SECONDS + 60))

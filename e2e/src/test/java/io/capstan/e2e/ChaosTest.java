@@ -27,6 +27,7 @@ import io.etcd.jetcd.api.WatchGrpc;
 import io.etcd.jetcd.api.WatchRequest;
 import io.etcd.jetcd.api.WatchResponse;
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -450,7 +451,9 @@ class ChaosTest {
           }
         } catch (StatusRuntimeException e) {
           long ms = (System.nanoTime() - start) / 1_000_000;
-          String kind = (seq % 4 == 3 ? "increment " : "put ") + e.getStatus().getCode() + (ms >= 1000 ? " after >= 1 s" : "");
+          // a write that ran into its deadline also names the member it was sent to (e0, e1, e2)
+          String kind = (seq % 4 == 3 ? "increment " : "put ") + e.getStatus().getCode() + (ms >= 1000 ? " after >= 1 s" : "")
+              + (e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED ? " at e" + at : "");
           synchronized (FAILURES) {
             FAILURES.merge(kind, 1, Integer::sum);
           }
