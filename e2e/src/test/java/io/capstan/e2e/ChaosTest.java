@@ -277,6 +277,12 @@ class ChaosTest {
     synchronized (Writer.FAILURES) {
       System.out.println("chaos: failed writes " + Writer.FAILURES);
     }
+    // what to read next to a write that ran into its deadline (printed, not checked)
+    for (int i = 0; i < c.size(); i++) {
+      for (String line : c.logLines(i, "through Ratis' client")) {
+        System.out.println("chaos: " + c.name(i) + ": " + line);
+      }
+    }
     System.out.printf("chaos: %d acknowledged puts, %d with unknown outcome; %d acknowledged increments, %d unknown;"
         + " counter %d; revision %d%n", ackedPuts, ambiguousPuts, ackedIncrements.size(), ambiguousIncrements, counter, finalRevision);
 

@@ -190,6 +190,15 @@ public final class DistCluster implements AutoCloseable {
     throw new AssertionError(name(i) + " has no metric " + name);
   }
 
+  /** The lines of member {@code i}'s log that contain {@code text}. */
+  public List<String> logLines(int i, String text) {
+    try {
+      return Files.readAllLines(root.resolve(name(i) + ".log")).stream().filter(l -> l.contains(text)).toList();
+    } catch (IOException e) {
+      return List.of("(no log: " + e + ")");
+    }
+  }
+
   public String log(int i) {
     try {
       List<String> lines = Files.readAllLines(root.resolve(name(i) + ".log"));

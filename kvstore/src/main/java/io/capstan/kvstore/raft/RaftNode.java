@@ -626,6 +626,13 @@ public final class RaftNode implements AutoCloseable {
       reply = submitAsLeader(msg, System.nanoTime() + config.requestTimeout().toNanos());
     } else {
       clientProposals.incrementAndGet();
+      if (DIRECT_FORWARD) {
+        // rare (no leader's client URL known or connected, a refused forward, a non-client
+        // command): worth a line, as such entries can wait seconds for Ratis' client to find
+        // the leader
+        LOG.info("sending an entry of {} command(s) through Ratis' client (leader {}, its client URL {})",
+            commandsOf(entry).size(), division.getInfo().getLeaderId(), leaderClientAddress());
+      }
       reply = client.async().send(msg);
     }
     return reply.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
