@@ -630,8 +630,10 @@ public final class RaftNode implements AutoCloseable {
         // rare (no leader's client URL known or connected, a refused forward, a non-client
         // command): worth a line, as such entries can wait seconds for Ratis' client to find
         // the leader
-        LOG.info("sending an entry of {} command(s) through Ratis' client (leader {}, its client URL {})",
-            commandsOf(entry).size(), division.getInfo().getLeaderId(), leaderClientAddress());
+        List<RaftCommand> commands = commandsOf(entry);
+        LOG.info("sending an entry of {} command(s) ({}) through Ratis' client (leader {}, its client URL {})",
+            commands.size(), commands.isEmpty() ? "none" : commands.get(0).getCommandCase(),
+            division.getInfo().getLeaderId(), leaderClientAddress());
       }
       reply = client.async().send(msg);
     }
