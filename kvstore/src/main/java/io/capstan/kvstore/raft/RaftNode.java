@@ -495,26 +495,8 @@ public final class RaftNode implements AutoCloseable {
       if (!hasLeader() && System.nanoTime() + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
         // An election is on: wait for its leader, as etcd's proposals do, rather than hand the
         // entry to Ratis' client, which may first spend seconds on a connection to a dead or
-        // former leader. Polled from the submitter (the client's send must not run on a timer).
-        CompletableFuture<ApplyResult> later = new CompletableFuture<>();
-        try {
-          timer.schedule(() -> {
-            try {
-              submitter.execute(() -> replicate(entry, true, deadline).whenComplete((r, e) -> {
-                if (e != null) {
-                  later.completeExceptionally(e);
-                } else {
-                  later.complete(r);
-                }
-              }));
-            } catch (RejectedExecutionException closing) {
-              later.completeExceptionally(unavailable(closing));
-            }
-          }, LEADER_POLL.toMillis(), TimeUnit.MILLISECONDS);
-        } catch (RejectedExecutionException closing) {
-          later.completeExceptionally(unavailable(closing));
-        }
-        return later;
+        // former leader.
+        return replicateAfterPoll(entry, deadline);
       }
       String leader = leaderClientAddress();
       if (leader != null && forwardable(entry)) {
@@ -525,11 +507,72 @@ public final class RaftNode implements AutoCloseable {
         // the entry meanwhile, but right after a leader change it may spend seconds on a stale
         // connection first (a 5 s graceful channel shutdown was seen in the chaos test). Its
         // fallback runs on the submitter, not on a transport thread.
-        return forward.whenConnected(leader, FORWARD_CONNECT_WAIT_MS)
-            .thenComposeAsync(up -> up ? forwardToLeader(entry, leader) : replicateThroughRatis(entry), submitter);
+        return forward.whenConnected(leader, FORWARD_CONNECT_WAIT_MS).thenComposeAsync(up -> {
+          if (up) {
+            return forwardToLeader(entry, leader);
+          }
+          // Unreachable and silent to Raft too: most likely dead, and this member has not yet
+          // seen its election timeout pass. Wait for the next leader as during an election (a
+          // leader that still heartbeats but whose client URL is unreachable from here is
+          // reached through Ratis' client instead).
+          if (leaderSilentFor() >= leaderSilentMs() && System.nanoTime() + LEADER_POLL.toNanos() < deadline
+              && !timer.isShutdown()) {
+            return replicateAfterPoll(entry, deadline);
+          }
+          return replicateThroughRatis(entry);
+        }, submitter);
       }
     }
     return replicateThroughRatis(entry);
+  }
+
+  /**
+   * Replicates {@code entry} again after {@link #LEADER_POLL}, from the submitter (a client's send
+   * must not run on the timer), until {@code deadline}.
+   */
+  private CompletableFuture<ApplyResult> replicateAfterPoll(RaftCommand entry, long deadline) {
+    CompletableFuture<ApplyResult> later = new CompletableFuture<>();
+    try {
+      timer.schedule(() -> {
+        try {
+          submitter.execute(() -> replicate(entry, true, deadline).whenComplete((r, e) -> {
+            if (e != null) {
+              later.completeExceptionally(e);
+            } else {
+              later.complete(r);
+            }
+          }));
+        } catch (RejectedExecutionException closing) {
+          later.completeExceptionally(unavailable(closing));
+        }
+      }, LEADER_POLL.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (RejectedExecutionException closing) {
+      later.completeExceptionally(unavailable(closing));
+    }
+    return later;
+  }
+
+  /**
+   * Milliseconds since this follower last heard from its leader over Raft (Ratis' own record);
+   * {@link Long#MAX_VALUE} on a candidate (it stood for election because the leader went quiet,
+   * and may still name that leader), 0 on a leader.
+   */
+  long leaderSilentFor() {
+    var role = division.getInfo().getRoleInfoProto();
+    if (role.hasFollowerInfo()) {
+      return role.getFollowerInfo().getLeaderInfo().getLastRpcElapsedTimeMs();
+    }
+    return role.getRole() == org.apache.ratis.proto.RaftProtos.RaftPeerRole.CANDIDATE ? Long.MAX_VALUE : 0;
+  }
+
+  /**
+   * How long a leader unheard of is taken for dead: one and a half heartbeat periods of Ratis'
+   * leader, which sends something at least every half minimum election timeout (a quarter of
+   * ours: 250 ms with the default 1 s election timeout, so 375 ms), and well short of the
+   * election timeout after which this member would notice by itself.
+   */
+  long leaderSilentMs() {
+    return config.electionTimeout().toMillis() * 3 / 8;
   }
 
   /** How often a follower with writes to send checks whether an election has given it a leader. */

@@ -210,4 +210,36 @@ class LeaderForwardTest {
       assertThat(node.clientProposals() - viaClient).as("entries sent through Ratis' client").isZero();
     }
   }
+
+  /**
+   * A write that reaches a follower right after its leader died, before the follower's election
+   * timeout has passed, waits for the next leader (the dead one's client port refuses, and Raft
+   * has not heard from it either) instead of going through Ratis' client, which may spend
+   * seconds on the dead leader first. A long election timeout (8 s: heartbeats every 2 s, the
+   * leader counts as dead after 3 s, elections start after 4 s at the earliest) keeps the
+   * follower's own notice of the death out of the way.
+   */
+  @Test
+  void aWriteRightAfterTheLeaderDiedWaitsForTheNextLeader() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().size(3).electionTimeout(Duration.ofSeconds(8)).start()) {
+      int lead = c.waitForLeader(Duration.ofSeconds(60));
+      int follower = (lead + 1) % 3;
+      await("every member's client URL published").atMost(Duration.ofSeconds(30)).until(() ->
+          io.etcd.jetcd.api.ClusterGrpc.newBlockingStub(c.channel(follower))
+              .memberList(io.etcd.jetcd.api.MemberListRequest.getDefaultInstance()).getMembersList().stream()
+              .filter(m -> m.getClientURLsCount() > 0).count() == 3);
+      RaftNode node = c.member(follower).raft();
+      long deadLeader = node.leaderMemberId();
+      long viaClient = node.clientProposals();
+      c.kill(lead);
+      await("the leader silent to the follower's Raft for long enough").atMost(Duration.ofSeconds(10))
+          .pollInterval(Duration.ofMillis(10)).until(() -> node.leaderSilentFor() >= node.leaderSilentMs());
+      var put = io.etcd.jetcd.api.KVGrpc.newFutureStub(c.channel(follower)).withDeadlineAfter(30, java.util.concurrent.TimeUnit.SECONDS)
+          .put(PutRequest.newBuilder().setKey(bs("fw/dead-leader")).setValue(bs("v")).build());
+      boolean sentBeforeTheFollowerNoticed = node.leaderMemberId() == deadLeader;
+      assertThat(put.get(40, java.util.concurrent.TimeUnit.SECONDS).getHeader().getRevision()).isGreaterThan(0);
+      assertThat(sentBeforeTheFollowerNoticed).as("the write reached the follower while it still had the dead leader").isTrue();
+      assertThat(node.clientProposals() - viaClient).as("entries sent through Ratis' client").isZero();
+    }
+  }
 }
