@@ -487,16 +487,21 @@ public final class RaftNode implements AutoCloseable {
    * everything else goes through Ratis.
    */
   private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward) {
-    return replicate(entry, mayForward, System.nanoTime() + config.requestTimeout().toNanos());
+    return replicate(entry, mayForward, System.nanoTime() + config.requestTimeout().toNanos(), 0);
   }
 
-  private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward, long deadline) {
+  /**
+   * @param refusedSince when this entry first found its leader's client port unreachable
+   *     ({@link System#nanoTime()}), 0 if it has not
+   */
+  private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward, long deadline,
+      long refusedSince) {
     if (DIRECT_FORWARD && mayForward && !isLeader()) {
       if (!hasLeader() && System.nanoTime() + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
         // An election is on: wait for its leader, as etcd's proposals do, rather than hand the
         // entry to Ratis' client, which may first spend seconds on a connection to a dead or
         // former leader.
-        return replicateAfterPoll(entry, deadline);
+        return replicateAfterPoll(entry, deadline, 0);
       }
       String leader = leaderClientAddress();
       if (leader != null && forwardable(entry)) {
@@ -511,13 +516,17 @@ public final class RaftNode implements AutoCloseable {
           if (up) {
             return forwardToLeader(entry, leader);
           }
-          // Unreachable and silent to Raft too: most likely dead, and this member has not yet
-          // seen its election timeout pass. Wait for the next leader as during an election (a
-          // leader that still heartbeats but whose client URL is unreachable from here is
-          // reached through Ratis' client instead).
-          if (leaderSilentFor() >= leaderSilentMs() && System.nanoTime() + LEADER_POLL.toNanos() < deadline
-              && !timer.isShutdown()) {
-            return replicateAfterPoll(entry, deadline);
+          // Most likely dead, and this member has not yet seen its election timeout pass: wait
+          // for the next leader as during an election, for an election timeout after the first
+          // refusal and for as long as Raft does not hear from that leader either. (Silence
+          // alone can mislead: granting a vote in the election resets Ratis' record of it.) A
+          // leader that outlives that wait and still heartbeats, but whose client URL is
+          // unreachable from here, is reached through Ratis' client.
+          long now = System.nanoTime();
+          long since = refusedSince != 0 ? refusedSince : now;
+          if ((now - since < config.electionTimeout().toNanos() || leaderSilentFor() >= leaderSilentMs())
+              && now + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
+            return replicateAfterPoll(entry, deadline, since);
           }
           return replicateThroughRatis(entry);
         }, submitter);
@@ -530,12 +539,12 @@ public final class RaftNode implements AutoCloseable {
    * Replicates {@code entry} again after {@link #LEADER_POLL}, from the submitter (a client's send
    * must not run on the timer), until {@code deadline}.
    */
-  private CompletableFuture<ApplyResult> replicateAfterPoll(RaftCommand entry, long deadline) {
+  private CompletableFuture<ApplyResult> replicateAfterPoll(RaftCommand entry, long deadline, long refusedSince) {
     CompletableFuture<ApplyResult> later = new CompletableFuture<>();
     try {
       timer.schedule(() -> {
         try {
-          submitter.execute(() -> replicate(entry, true, deadline).whenComplete((r, e) -> {
+          submitter.execute(() -> replicate(entry, true, deadline, refusedSince).whenComplete((r, e) -> {
             if (e != null) {
               later.completeExceptionally(e);
             } else {

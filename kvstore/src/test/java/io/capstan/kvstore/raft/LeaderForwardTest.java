@@ -213,15 +213,18 @@ class LeaderForwardTest {
 
   /**
    * A write that reaches a follower right after its leader died, before the follower's election
-   * timeout has passed, waits for the next leader (the dead one's client port refuses, and Raft
-   * has not heard from it either) instead of going through Ratis' client, which may spend
-   * seconds on the dead leader first. A long election timeout (8 s: heartbeats every 2 s, the
-   * leader counts as dead after 3 s, elections start after 4 s at the earliest) keeps the
-   * follower's own notice of the death out of the way.
+   * timeout has passed, waits for the next leader (the dead one's client port refuses; the
+   * follower waits an election timeout, and longer while Raft does not hear from that leader)
+   * instead of going through Ratis' client, which may spend
+   * seconds on the dead leader first (with this test's timing it failed the write after 70
+   * attempts). A 3 s election timeout (heartbeats every 0.75 s, the leader counts as dead after
+   * 1.125 s, the follower stands for election after 1.5 s at the earliest) makes the write arrive
+   * before the follower notices by itself, and leaves the next election well inside the write's
+   * 7 s request timeout.
    */
   @Test
   void aWriteRightAfterTheLeaderDiedWaitsForTheNextLeader() throws Exception {
-    try (MiniCluster c = MiniCluster.builder().size(3).electionTimeout(Duration.ofSeconds(8)).start()) {
+    try (MiniCluster c = MiniCluster.builder().size(3).electionTimeout(Duration.ofSeconds(3)).start()) {
       int lead = c.waitForLeader(Duration.ofSeconds(60));
       int follower = (lead + 1) % 3;
       await("every member's client URL published").atMost(Duration.ofSeconds(30)).until(() ->
