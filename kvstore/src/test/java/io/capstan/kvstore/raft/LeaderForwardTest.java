@@ -192,12 +192,7 @@ class LeaderForwardTest {
       int lead = c.waitForLeader(Duration.ofSeconds(30));
       int survivor = (lead + 1) % 3;
       int other = (lead + 2) % 3;
-      // every member's client URL known to the survivor (members publish them once a leader is up):
-      // a leader whose URL it does not know can only be reached through Ratis' client
-      await("every member's client URL published").atMost(Duration.ofSeconds(30)).until(() ->
-          io.etcd.jetcd.api.ClusterGrpc.newBlockingStub(c.channel(survivor))
-              .memberList(io.etcd.jetcd.api.MemberListRequest.getDefaultInstance()).getMembersList().stream()
-              .filter(m -> m.getClientURLsCount() > 0).count() == 3);
+      awaitClientUrlsKnown(c, survivor);
       c.kill(lead);
       c.kill(other);
       RaftNode node = c.member(survivor).raft();
@@ -215,9 +210,8 @@ class LeaderForwardTest {
    * A write that reaches a follower right after its leader died, before the follower's election
    * timeout has passed, waits for the next leader (the dead one's client port refuses; the
    * follower waits an election timeout, and longer while Raft does not hear from that leader)
-   * instead of going through Ratis' client, which may spend
-   * seconds on the dead leader first (with this test's timing it failed the write after 70
-   * attempts). A 3 s election timeout (heartbeats every 0.75 s, the leader counts as dead after
+   * instead of going through Ratis' client, which may spend seconds on the dead leader first
+   * (with this test's timing it failed the write after 70 attempts). A 3 s election timeout (heartbeats every 0.75 s, the leader counts as dead after
    * 1.125 s, the follower stands for election after 1.5 s at the earliest) makes the write arrive
    * before the follower notices by itself, and leaves the next election well inside the write's
    * 7 s request timeout.
@@ -227,10 +221,7 @@ class LeaderForwardTest {
     try (MiniCluster c = MiniCluster.builder().size(3).electionTimeout(Duration.ofSeconds(3)).start()) {
       int lead = c.waitForLeader(Duration.ofSeconds(60));
       int follower = (lead + 1) % 3;
-      await("every member's client URL published").atMost(Duration.ofSeconds(30)).until(() ->
-          io.etcd.jetcd.api.ClusterGrpc.newBlockingStub(c.channel(follower))
-              .memberList(io.etcd.jetcd.api.MemberListRequest.getDefaultInstance()).getMembersList().stream()
-              .filter(m -> m.getClientURLsCount() > 0).count() == 3);
+      awaitClientUrlsKnown(c, follower);
       RaftNode node = c.member(follower).raft();
       long deadLeader = node.leaderMemberId();
       long viaClient = node.clientProposals();
@@ -244,5 +235,16 @@ class LeaderForwardTest {
       assertThat(sentBeforeTheFollowerNoticed).as("the write reached the follower while it still had the dead leader").isTrue();
       assertThat(node.clientProposals() - viaClient).as("entries sent through Ratis' client").isZero();
     }
+  }
+
+  /**
+   * Waits until {@code member} knows every member's client URL (members publish them once a
+   * leader is up): a leader whose URL a follower does not know is reached through Ratis' client.
+   */
+  private static void awaitClientUrlsKnown(MiniCluster c, int member) {
+    await("every member's client URL published").atMost(Duration.ofSeconds(30)).until(() ->
+        io.etcd.jetcd.api.ClusterGrpc.newBlockingStub(c.channel(member))
+            .memberList(io.etcd.jetcd.api.MemberListRequest.getDefaultInstance()).getMembersList().stream()
+            .filter(m -> m.getClientURLsCount() > 0).count() == 3);
   }
 }
