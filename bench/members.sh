@@ -23,14 +23,20 @@ warm_up() {
   bench put --endpoints "$eps" --clients 64 --total $((1000 + n * 39000)) --warmup 0 > /dev/null
 }
 
-# start_members "<JVM options>" [members, default 3]: starts them, returns once one of them leads
+# start_members "<JVM options>" [members, default 3]: starts them, returns once one of them leads.
+# Options that begin with java=<path> run the members on that java binary (the benchmark client
+# stays on the default one), e.g. "java=/usr/lib/jvm/temurin-25-jdk-amd64/bin/java -Xlog:gc".
 start_members() {
-  local opts=$1 n=${2:-3} initial="" i
+  local opts=$1 n=${2:-3} initial="" i java_bin=${JAVA:-java}
+  if [[ $opts == java=* ]]; then
+    java_bin=${opts%% *}; java_bin=${java_bin#java=}
+    [[ $opts == *" "* ]] && opts=${opts#* } || opts=""
+  fi
   rm -rf "$work"/m*
   eps=""
   for i in $(seq 0 $((n - 1))); do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
   for i in $(seq 0 $((n - 1))); do
-    CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
+    JAVA="$java_bin" CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
       --listen-client-urls "http://127.0.0.1:$((base + i))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
       --listen-metrics-urls "http://127.0.0.1:$((base + 20 + i))" \

@@ -13,13 +13,10 @@ import io.etcd.jetcd.api.LeaseGrpc;
 import io.etcd.jetcd.api.LeaseKeepAliveRequest;
 import io.etcd.jetcd.api.LeaseKeepAliveResponse;
 import io.etcd.jetcd.api.LeaseTimeToLiveRequest;
-import io.etcd.jetcd.api.MaintenanceGrpc;
 import io.etcd.jetcd.api.PutRequest;
 import io.etcd.jetcd.api.RangeRequest;
 import io.etcd.jetcd.api.RangeResponse;
 import io.etcd.jetcd.api.RequestOp;
-import io.etcd.jetcd.api.StatusRequest;
-import io.etcd.jetcd.api.StatusResponse;
 import io.etcd.jetcd.api.TxnRequest;
 import io.etcd.jetcd.api.TxnResponse;
 import io.etcd.jetcd.api.WatchCreateRequest;
@@ -29,7 +26,6 @@ import io.etcd.jetcd.api.WatchResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -104,7 +100,7 @@ class ChaosTest {
   }
 
   private static void chaos(DistCluster c) throws Exception {
-    try (Channels channels = new Channels(c)) {
+    try (MemberChannels channels = new MemberChannels(c)) {
       AtomicLong acked = new AtomicLong();
       LiveWatcher watcher = new LiveWatcher(channels.all);
       watcher.open();
@@ -122,7 +118,7 @@ class ChaosTest {
       try {
         for (int round = 0; round < ROUNDS; round++) {
           awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before kill " + round);
-          int leader = leaderIndex(c, channels);
+          int leader = channels.leaderIndex();
           if (round == 0) {
             leases.grantDropped(); // so that it expires under the next leader
           }
@@ -146,7 +142,7 @@ class ChaosTest {
         System.out.println("chaos: entries sent through Ratis' client since each member's start (refused forwards/all):" + fallbacks);
         // a follower: writers through it move to the others, and it catches up by snapshot
         awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing a follower");
-        int follower = (leaderIndex(c, channels) + 1) % c.size();
+        int follower = (channels.leaderIndex() + 1) % c.size();
         c.kill(follower);
         awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes while follower " + c.name(follower) + " is down");
         c.startMember(follower);
@@ -179,7 +175,7 @@ class ChaosTest {
         assertThat(t.isAlive()).as(t.getName() + " stopped").isFalse();
       }
       // fresh channels: the old ones to restarted members may still be backing off
-      try (Channels fresh = new Channels(c)) {
+      try (MemberChannels fresh = new MemberChannels(c)) {
         check(c, fresh, writers, watcher, leases);
       } finally {
         watcher.close();
@@ -204,7 +200,7 @@ class ChaosTest {
     }
   }
 
-  private static void check(DistCluster c, Channels channels, List<Writer> writers, LiveWatcher watcher, Leases leases)
+  private static void check(DistCluster c, MemberChannels channels, List<Writer> writers, LiveWatcher watcher, Leases leases)
       throws Exception {
     await("the lease left alone expires").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
         .ignoreExceptions().until(() -> leases.ttl(channels.all.get(0), leases.dropped) == -1);
@@ -358,7 +354,7 @@ class ChaosTest {
   }
 
   /** A response observer: {@code next} for each response, {@code ended} on an error or the end of the stream. */
-  private static <T> StreamObserver<T> observer(Consumer<T> next,
+  static <T> StreamObserver<T> observer(Consumer<T> next,
       Consumer<Throwable> ended) {
     return new StreamObserver<>() {
       @Override
@@ -376,26 +372,6 @@ class ChaosTest {
         ended.accept(new IllegalStateException("the server ended the stream"));
       }
     };
-  }
-
-  private static int leaderIndex(DistCluster c, Channels channels) {
-    return await("a leader").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50)).until(() -> {
-      for (int i = 0; i < c.size(); i++) {
-        if (!c.isAlive(i)) {
-          continue;
-        }
-        try {
-          StatusResponse s = MaintenanceGrpc.newBlockingStub(channels.all.get(i)).withDeadlineAfter(1, TimeUnit.SECONDS)
-              .status(StatusRequest.getDefaultInstance());
-          if (s.getLeader() != 0 && s.getLeader() == s.getHeader().getMemberId()) {
-            return i;
-          }
-        } catch (StatusRuntimeException e) {
-          // not answering yet: ask the next one
-        }
-      }
-      return -1;
-    }, i -> i >= 0);
   }
 
   private static void awaitAcks(AtomicLong acked, long atLeast, String what) {
@@ -675,30 +651,6 @@ class ChaosTest {
     public void close() throws InterruptedException {
       stop = true;
       keeper.join(TimeUnit.SECONDS.toMillis(10));
-    }
-  }
-
-  /** One channel per member, kept across its restarts (gRPC reconnects). */
-  private static final class Channels implements AutoCloseable {
-    final List<ManagedChannel> all = new ArrayList<>();
-
-    Channels(DistCluster c) {
-      for (int i = 0; i < c.size(); i++) {
-        String[] hp = c.endpoint(i).split(":");
-        // the final read of every key is a single response: ~4.5 MB after the long variant
-        all.add(NettyChannelBuilder.forAddress(hp[0], Integer.parseInt(hp[1])).usePlaintext()
-            .maxInboundMessageSize(64 << 20).build());
-      }
-    }
-
-    @Override
-    public void close() throws InterruptedException {
-      for (ManagedChannel ch : all) {
-        ch.shutdownNow();
-      }
-      for (ManagedChannel ch : all) {
-        ch.awaitTermination(5, TimeUnit.SECONDS);
-      }
     }
   }
 }

@@ -141,6 +141,33 @@ public final class DistCluster implements AutoCloseable {
     }
   }
 
+  /**
+   * SIGSTOP: the process stays, its sockets keep accepting bytes, nothing of it runs (a long GC
+   * pause, a stalled VM) until {@link #resume}. {@link #close} kills a paused member too.
+   */
+  public void pause(int i) {
+    signal(i, "STOP");
+  }
+
+  /** SIGCONT after {@link #pause}. */
+  public void resume(int i) {
+    signal(i, "CONT");
+  }
+
+  private void signal(int i, String signal) {
+    try {
+      Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(processes[i].pid())).inheritIO().start();
+      if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+        throw new IllegalStateException("kill -" + signal + " " + name(i) + " failed");
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
   public boolean isAlive(int i) {
     return processes[i] != null && processes[i].isAlive();
   }
