@@ -6,6 +6,12 @@ import static org.awaitility.Awaitility.await;
 import com.google.protobuf.ByteString;
 import io.etcd.jetcd.api.KVGrpc;
 import io.etcd.jetcd.api.KeyValue;
+import io.etcd.jetcd.api.LeaseGrantRequest;
+import io.etcd.jetcd.api.LeaseGrpc;
+import io.etcd.jetcd.api.LeaseKeepAliveRequest;
+import io.etcd.jetcd.api.LeaseKeepAliveResponse;
+import io.etcd.jetcd.api.LeaseRevokeRequest;
+import io.etcd.jetcd.api.LeaseTimeToLiveRequest;
 import io.etcd.jetcd.api.PutRequest;
 import io.etcd.jetcd.api.PutResponse;
 import io.etcd.jetcd.api.RangeRequest;
@@ -25,10 +31,11 @@ import org.junit.jupiter.api.Test;
  * A leader that stops running (SIGSTOP: a long GC pause, a stalled VM) while the others elect a
  * new one, and then runs on, must not answer a linearizable read with what it held before, nor
  * acknowledge a write that the cluster did not commit. The dangerous moment is the first
- * millisecond after it resumes: it still believes it leads, and with Ratis' leader lease on it
- * could answer reads from its own state without asking anyone. So the reads are sent while it is
- * stopped, after the new leader has acknowledged a newer write: they wait in its socket and are
- * the first thing it handles when it runs again. A write is queued the same way.
+ * moments after it resumes: it still believes it leads, and Ratis' ReadIndex (or its leader
+ * lease) let it answer reads from its own state without asking anyone (RaftNode#readIndexRound).
+ * So the reads are sent while it is stopped, after the new leader has acknowledged a newer write:
+ * they wait in its socket and are the first thing it handles when it runs again; more follow
+ * over its first 200 ms back. A write is queued the same way.
  *
  * <p>What must hold for each round: every read answered carries the newer value (a read that
  * fails is allowed: the member may not know the leader yet); the queued write, if acknowledged,
@@ -37,6 +44,9 @@ import org.junit.jupiter.api.Test;
 class PausedLeaderTest {
   private static final int ROUNDS = Integer.getInteger("capstan.pause.rounds", 5);
   private static final int QUEUED_READS = 8;
+  private static final int LEASE_ROUNDS = Integer.getInteger("capstan.pause.lease-rounds", 3);
+  /** The shortest TTL the members grant at their default 1 s election timeout is 2 s. */
+  private static final long LEASE_TTL_SECONDS = 3;
   private static final ByteString KEY = ByteString.copyFromUtf8("pause/key");
 
   @Test
@@ -47,6 +57,9 @@ class PausedLeaderTest {
         ByteString before = ByteString.copyFromUtf8("round " + round + ": before the pause");
         ByteString after = ByteString.copyFromUtf8("round " + round + ": written by the next leader");
         put(ch.all.get(old), KEY, before);
+        // a client reads it back from the leader: the leader has confirmed its leadership at
+        // this commit index, which Ratis remembers (see RaftNode's read barrier)
+        assertThat(get(ch.get(old), KEY).getKvs(0).getValue()).isEqualTo(before);
 
         c.pause(old);
         boolean resumed = false;
@@ -62,6 +75,12 @@ class PausedLeaderTest {
           }
           c.resume(old);
           resumed = true;
+          // and more over its first 200 ms back, while it learns that it was deposed
+          long resumedAt = System.nanoTime();
+          while (System.nanoTime() - resumedAt < TimeUnit.MILLISECONDS.toNanos(200)) {
+            reads.add(getAsync(ch.get(old), KEY));
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
+          }
 
           int answered = 0;
           for (CompletableFuture<RangeResponse> read : reads) {
@@ -82,8 +101,8 @@ class PausedLeaderTest {
             assertThat(r.getKvsList()).as("the acknowledged write queued at the paused %s", c.name(old)).hasSize(1);
             assertThat(r.getKvs(0).getModRevision()).isEqualTo(queued.getHeader().getRevision());
           }
-          System.out.printf("paused leader round %d: %s paused, %s led next; %d of %d queued reads answered (all fresh), "
-              + "the queued write %s%n", round, c.name(old), c.name(next), answered, QUEUED_READS,
+          System.out.printf("paused leader round %d: %s paused, %s led next; %d of %d reads answered (all fresh), "
+              + "the queued write %s%n", round, c.name(old), c.name(next), answered, reads.size(),
               queued == null ? "failed" : "committed at revision " + queued.getHeader().getRevision());
 
           // the resumed member follows the new leader and catches up
@@ -98,6 +117,128 @@ class PausedLeaderTest {
           }
         }
       }
+    }
+  }
+
+  /**
+   * A leader paused for longer than a lease's TTL finds, when it runs again, that its clock says
+   * the lease expired, while the next leader (which gave every lease a full TTL when it took
+   * over) has been renewing it for the client all along. The lease must survive: only the current
+   * leader's clock may decide an expiry.
+   */
+  @Test
+  void aPausedLeaderDoesNotRevokeALeaseTheNextLeaderKeptAlive() throws Exception {
+    try (DistCluster c = new DistCluster(3).start(); MemberChannels ch = new MemberChannels(c)) {
+      for (int round = 0; round < LEASE_ROUNDS; round++) {
+        int old = ch.leaderIndex();
+        int via = (old + 1) % c.size();
+        ByteString key = ByteString.copyFromUtf8("pause/leased-" + round);
+        long lease = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+            .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(LEASE_TTL_SECONDS).build()).getID();
+        KVGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+            .put(PutRequest.newBuilder().setKey(key).setValue(key).setLease(lease).build());
+        try (KeepAlive keeper = new KeepAlive(ch.get(via), lease)) {
+          await("a first keep-alive").atMost(Duration.ofSeconds(10)).until(() -> keeper.renewals() > 0);
+          long pausedAt = System.nanoTime();
+          c.pause(old);
+          try {
+            ch.leaderIndexOtherThan(old);
+            // until the paused leader's clock, once it runs again, says the lease expired; the
+            // next leader renews it meanwhile
+            long renewed = keeper.renewals();
+            await("the lease's TTL passed while " + c.name(old) + " was paused").atMost(Duration.ofSeconds(30))
+                .pollInterval(Duration.ofMillis(100))
+                .until(() -> System.nanoTime() - pausedAt > TimeUnit.SECONDS.toNanos(LEASE_TTL_SECONDS + 1)
+                    && keeper.renewals() > renewed);
+          } finally {
+            c.resume(old);
+          }
+          long resumedAt = System.nanoTime();
+          // two TTLs of keep-alives after it resumed: the lease and its key must be there throughout
+          await("two TTLs after " + c.name(old) + " resumed").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200))
+              .until(() -> {
+                assertThat(keeper.problems()).as("keep-alives through %s; the members' leases and leaders: %s",
+                    c.name(via), leaseLog(c)).isEmpty();
+                return System.nanoTime() - resumedAt > TimeUnit.SECONDS.toNanos(2 * LEASE_TTL_SECONDS);
+              });
+          long ttl = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+              .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(lease).build()).getTTL();
+          assertThat(ttl).as("round %d: the lease kept alive through the next leader, after %s resumed (%s)", round,
+              c.name(old), leaseLog(c)).isPositive();
+          assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
+          System.out.printf("paused leader, lease round %d: %s paused %d ms, the lease outlived it (%d keep-alives; "
+              + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far)%n", round, c.name(old),
+              (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), c.logLines(old, "leases expired").size(),
+              c.metric(via, "kvstore_lease_stale_expiries"), c.name(via));
+        }
+        LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+            .leaseRevoke(LeaseRevokeRequest.newBuilder().setID(lease).build());
+      }
+    }
+  }
+
+  /** Each member's log lines about lease expiry and leadership (for failure messages). */
+  private static String leaseLog(DistCluster c) {
+    StringBuilder out = new StringBuilder();
+    for (int i = 0; i < c.size(); i++) {
+      for (String line : c.logLines(i, "")) {
+        if (line.contains("lease") || line.contains("leader")) {
+          out.append('\n').append(c.name(i)).append(": ").append(line);
+        }
+      }
+    }
+    return out.toString();
+  }
+
+  /** Keeps a lease alive through one member, a keep-alive every 300 ms, as a client would. */
+  private static final class KeepAlive implements AutoCloseable {
+    private final ManagedChannel ch;
+    private final long lease;
+    private final Thread thread;
+    private final java.util.concurrent.atomic.AtomicLong renewals = new java.util.concurrent.atomic.AtomicLong();
+    private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
+    private volatile boolean stop;
+
+    KeepAlive(ManagedChannel ch, long lease) {
+      this.ch = ch;
+      this.lease = lease;
+      this.thread = new Thread(this::run, "keep-alive-" + lease);
+      thread.start();
+    }
+
+    private void run() {
+      while (!stop) {
+        CompletableFuture<LeaseKeepAliveResponse> reply = new CompletableFuture<>();
+        StreamObserver<LeaseKeepAliveRequest> requests = LeaseGrpc.newStub(ch).withDeadlineAfter(2, TimeUnit.SECONDS)
+            .leaseKeepAlive(observer(reply));
+        try {
+          requests.onNext(LeaseKeepAliveRequest.newBuilder().setID(lease).build());
+          LeaseKeepAliveResponse r = reply.get(3, TimeUnit.SECONDS);
+          requests.onCompleted();
+          if (r.getTTL() <= 0) {
+            problems.add("the lease was gone at keep-alive " + (renewals.get() + 1) + ": " + r);
+          } else {
+            renewals.incrementAndGet();
+          }
+        } catch (Exception e) {
+          requests.onError(e); // no leader during the election: the next keep-alive tries again
+        }
+        java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(300));
+      }
+    }
+
+    long renewals() {
+      return renewals.get();
+    }
+
+    List<String> problems() {
+      return new ArrayList<>(problems);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+      stop = true;
+      thread.join(TimeUnit.SECONDS.toMillis(10));
     }
   }
 

@@ -92,6 +92,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_forwarded_commands_total", (Gauge<Long>) raft::forwardedCommands);
     m.register("raft_forward_received_commands_total", (Gauge<Long>) raft::forwardReceivedCommands);
     m.register("raft_forward_fallbacks_total", (Gauge<Long>) raft::forwardFallbacks);
+    m.register("kvstore_lease_stale_expiries", (Gauge<Long>) raft::staleLeaseExpiries);
     m.register("raft_client_proposals_total", (Gauge<Long>) raft::clientProposals);
     m.register("raft_forward_send", raft.forwardSends());
     m.register("raft_forward_handle", raft.forwardsHandled());

@@ -42,6 +42,8 @@ public final class RequestApplier {
   private final MvccStore store;
   private final ClusterMembers members;
   private final LeaseObserver leaseObserver;
+  /** Written by the applying thread only. */
+  private volatile long staleExpiries;
 
   public RequestApplier(MvccStore store, ClusterMembers members, LeaseObserver leaseObserver) {
     this.store = store;
@@ -49,7 +51,17 @@ public final class RequestApplier {
     this.leaseObserver = leaseObserver;
   }
 
+  /** Applies {@code cmd} as a command of no particular log entry (tests, tools): see {@link #apply(RaftCommand, long)}. */
   public ApplyResult apply(RaftCommand cmd) {
+    return apply(cmd, 0);
+  }
+
+  /**
+   * @param entryTerm the Raft term of the log entry that carries {@code cmd}, 0 if unknown. A
+   *     lease expiry proposed in another term than its entry's is skipped (see {@code
+   *     LeaseExpire.term}); so is one whose term is set while the entry's is unknown.
+   */
+  public ApplyResult apply(RaftCommand cmd, long entryTerm) {
     try {
       return switch (cmd.getCommandCase()) {
         case PUT -> ApplyResult.newBuilder()
@@ -69,11 +81,17 @@ public final class RequestApplier {
               .setHeader(ResponseHeader.newBuilder().setRevision(store.currentRevision()))).build();
         }
         case LEASE_EXPIRE -> {
-          for (long id : cmd.getLeaseExpire().getIdsList()) {
-            revoke(id, false);
+          long decidedIn = cmd.getLeaseExpire().getTerm();
+          if (decidedIn == 0 || decidedIn == entryTerm) {
+            for (long id : cmd.getLeaseExpire().getIdsList()) {
+              revoke(id, false);
+            }
+          } else {
+            staleExpiries = staleExpiries + 1;
           }
           yield empty();
         }
+        case READ_BARRIER -> empty();
         case MEMBER_ATTRIBUTES -> {
           members.update(cmd.getMemberAttributes());
           yield empty();
@@ -84,7 +102,7 @@ public final class RequestApplier {
             if (c.getCommandCase() == RaftCommand.CommandCase.BATCH) {
               throw new IllegalStateException("Raft log entry holds a nested command batch");
             }
-            results.addResults(apply(c));
+            results.addResults(apply(c, entryTerm));
           }
           yield ApplyResult.newBuilder().setBatch(results).build();
         }
@@ -96,6 +114,14 @@ public final class RequestApplier {
           .setError(e.toApplyError())
           .build();
     }
+  }
+
+  /**
+   * Lease expiries skipped because a leader proposed them in a term it no longer led when they
+   * reached the log (not replicated state: for metrics and tests).
+   */
+  public long staleExpiries() {
+    return staleExpiries;
   }
 
   private static ApplyResult empty() {

@@ -165,10 +165,20 @@ final class KvStateMachine extends BaseStateMachine {
       // make its state diverge from the others'.
       throw new IllegalStateException("unreadable Raft log entry at index " + entry.getIndex(), e);
     }
-    ApplyResult result = applier.apply(command);
+    long stale = applier.staleExpiries();
+    ApplyResult result = applier.apply(command, entry.getTerm());
+    if (applier.staleExpiries() != stale) {
+      LOG.info("skipped a lease expiry at raft index {} (term {}): its proposer had decided it as leader of an earlier term",
+          entry.getIndex(), entry.getTerm());
+    }
     updateLastAppliedTermIndex(entry.getTerm(), entry.getIndex());
     afterApply.run();
     return CompletableFuture.completedFuture(Message.valueOf(UnsafeByteOperations.unsafeWrap(result.toByteArray())));
+  }
+
+  /** Lease expiries skipped at apply (see {@link RequestApplier#apply(RaftCommand, long)}). */
+  long staleLeaseExpiries() {
+    return applier.staleExpiries();
   }
 
   @Override

@@ -42,7 +42,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>What may go this way, and what happens when it fails:
  * <ul>
  *   <li>Only commands that client requests make (put, delete, txn, compaction, lease grant and
- *       revoke); the leader refuses any other kind, and proposes nothing of a request it refuses.
+ *       revoke, the read barrier of a linearizable read); the leader refuses any other kind, and proposes nothing of a request it refuses.
  *   <li>A member that is not (or no longer) the leader, or belongs to another cluster, refuses
  *       with FAILED_PRECONDITION before proposing anything: the follower then sends the batch
  *       through Ratis' client, which finds the leader (also when the leader's client URL is not
@@ -78,7 +78,7 @@ final class LeaderForward implements AutoCloseable {
   /** Whether the leader takes {@code command} through this path (the rest go through Ratis). */
   static boolean forwardable(RaftCommand command) {
     return switch (command.getCommandCase()) {
-      case PUT, DELETE_RANGE, TXN, COMPACTION, LEASE_GRANT, LEASE_REVOKE -> true;
+      case PUT, DELETE_RANGE, TXN, COMPACTION, LEASE_GRANT, LEASE_REVOKE, READ_BARRIER -> true;
       default -> false;
     };
   }

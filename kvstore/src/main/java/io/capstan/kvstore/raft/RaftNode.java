@@ -220,7 +220,13 @@ public final class RaftNode implements AutoCloseable {
     RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(election, TimeUnit.MILLISECONDS));
     RaftServerConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
     RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
-    RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, true);
+    // No leader lease: every linearizable read confirms leadership with a heartbeat round to a
+    // majority (ReadIndex), as etcd's default (ReadOnlySafe) does. Ratis 3.2.2's lease counts any
+    // AppendEntries reply as an acknowledgement, including a follower's refusal in a newer term
+    // (GrpcLogAppender's reply handler records the send time before it reads the result), so a
+    // leader deposed while it was paused could renew its lease from the refusal and answer reads
+    // from its own state until it stepped down: PausedLeaderTest saw one such stale read.
+    RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, false);
     RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
     RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, config.snapshotCount());
     RaftServerConfigKeys.Snapshot.setRetentionFileNum(p, 2);
@@ -471,6 +477,11 @@ public final class RaftNode implements AutoCloseable {
     return forward.fallbacks.get();
   }
 
+  /** Lease expiries this member skipped at apply: proposed by a leader in a term it no longer led. */
+  public long staleLeaseExpiries() {
+    return stateMachine.staleLeaseExpiries();
+  }
+
   /** This member's forwards to the leader, send to reply. */
   public Timer forwardSends() {
     return forward.sends;
@@ -718,12 +729,31 @@ public final class RaftNode implements AutoCloseable {
     return readBarriers.await();
   }
 
-  /** One ReadIndex round (reads share them through {@link ReadBarriers}). */
+  private static final RaftCommand READ_BARRIER = RaftCommand.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build();
+
+  /**
+   * One read barrier round (reads share them through {@link ReadBarriers}): a no-op entry through
+   * the proposal queue (on a follower, the leader's), and then this member's apply of it.
+   *
+   * <p>Not Ratis' ReadIndex: in Ratis 3.2.2 a leader answers a read index at once whenever its
+   * commit index is one that a majority already acknowledged in an earlier heartbeat round
+   * ({@code ReadIndexHeartbeats.addAppendEntriesListener}), without asking anyone again. A leader
+   * that was deposed while paused (or cut off) and has not committed since still holds such an
+   * index, and answered reads from its old state: PausedLeaderTest read the value from before
+   * the pause in its third round. An entry can only be committed by a leader that a majority
+   * follows, in a log that holds every acknowledged write, so applying it is a barrier that
+   * cannot go stale. Its cost is a log entry a round, shared with the writes queued with it.
+   */
   private CompletableFuture<Void> readIndexRound() {
-    Message msg = queryMessage(Query.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build());
-    return retrying(() -> submitLocal(request(msg, RaftClientRequest.readRequestType())))
-        .thenApply(r -> null);
+    if (RATIS_READ_INDEX) {
+      Message msg = queryMessage(Query.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build());
+      return retrying(() -> submitLocal(request(msg, RaftClientRequest.readRequestType()))).thenApply(r -> null);
+    }
+    return propose(READ_BARRIER).thenCompose(applied -> localReadBarrier());
   }
+
+  /** {@code -Dcapstan.read.ratis-read-index=true}: Ratis' ReadIndex instead (stale after a pause; for A/B runs only). */
+  private static final boolean RATIS_READ_INDEX = Boolean.getBoolean("capstan.read.ratis-read-index");
 
   /** Linearizable reads answered per ReadIndex round. */
   public com.codahale.metrics.Histogram readBarrierBatchSizes() {
@@ -860,16 +890,19 @@ public final class RaftNode implements AutoCloseable {
   /** Leader only: proposes the revocation of the leases that expired. */
   private void expireLeases() {
     try {
-      if (!isLeader() || !division.getInfo().isLeaderReady()) {
+      // the term this member leads in: it was leader at some moment between the two reads
+      long term = term();
+      if (!isLeader() || !division.getInfo().isLeaderReady() || term() != term) {
         return;
       }
       List<Long> expired = leaseClock.takeExpired(TimeUnit.SECONDS.toNanos(3));
       if (expired.isEmpty()) {
         return;
       }
-      LOG.info("leases expired, proposing their revocation: {}", expired.stream().map(Long::toHexString).toList());
+      LOG.info("leases expired, proposing their revocation (term {}): {}", term,
+          expired.stream().map(Long::toHexString).toList());
       propose(RaftCommand.newBuilder()
-          .setLeaseExpire(io.capstan.kvstore.proto.LeaseExpire.newBuilder().addAllIds(expired)).build())
+          .setLeaseExpire(io.capstan.kvstore.proto.LeaseExpire.newBuilder().addAllIds(expired).setTerm(term)).build())
           .whenComplete((r, e) -> {
             if (e != null) {
               LOG.warn("revoking expired leases failed; will retry: {}", e.getMessage());

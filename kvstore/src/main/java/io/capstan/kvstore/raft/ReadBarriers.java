@@ -7,11 +7,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 /**
- * Coalesces linearizable read barriers (ReadIndex), as etcd's read loop does: at most one barrier
+ * Coalesces linearizable read barriers (a no-op log entry each: see {@code RaftNode#readIndexRound}),
+ * as etcd's read loop coalesces ReadIndex rounds: at most one barrier
  * is in flight per member; reads that arrive meanwhile wait together for the next one, which
  * starts when the current one ends. A read is answered only by a barrier that started after it
  * arrived, so it still sees every write acknowledged before it arrived: linearizability is
- * kept, and 64 concurrent reads cost about two ReadIndex rounds instead of 64.
+ * kept, and 64 concurrent reads cost about two rounds instead of 64.
  *
  * <p>A round that follows another is started on {@code starter}, never on the thread that
  * completed the previous one: Ratis completes reads on its apply thread while holding its read

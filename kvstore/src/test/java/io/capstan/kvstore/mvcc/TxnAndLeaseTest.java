@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.ByteString;
 import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.CommandBatch;
 import io.capstan.kvstore.proto.LeaseExpire;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.etcd.jetcd.api.Compare;
@@ -151,6 +152,41 @@ class TxnAndLeaseTest {
     sm.put("d", "y");
     sm.apply(RaftCommand.newBuilder().setLeaseRevoke(LeaseRevokeRequest.newBuilder().setID(9)).build());
     assertThat(sm.get("d").getKvsCount()).isEqualTo(1);
+  }
+
+  @Test
+  void aLeaseExpiryAppliesOnlyFromAnEntryOfTheTermItWasDecidedIn() {
+    StateMachineHarness sm = new StateMachineHarness();
+    for (long id : new long[] {1, 2, 3}) {
+      sm.apply(RaftCommand.newBuilder().setLeaseGrant(LeaseGrantRequest.newBuilder().setID(id).setTTL(5)).build());
+      sm.put(PutRequest.newBuilder().setKey(bs("k" + id)).setValue(bs("x")).setLease(id).build());
+    }
+    // decided by the leader of term 3, carried by an entry of term 4 (a deposed leader's
+    // proposal that Ratis' client took to the next leader): the lease and its key stay
+    ApplyResult stale = sm.applier.apply(expire(1, 3), 4);
+    assertThat(stale.hasError()).isFalse();
+    assertThat(sm.get("k1").getKvsCount()).isEqualTo(1);
+    assertThat(sm.store.lease(1)).isPresent();
+    assertThat(sm.applier.staleExpiries()).isEqualTo(1);
+    // the same inside a batch (group commit)
+    sm.applier.apply(RaftCommand.newBuilder().setBatch(CommandBatch.newBuilder().addCommands(expire(1, 3))).build(), 4);
+    assertThat(sm.store.lease(1)).isPresent();
+    assertThat(sm.applier.staleExpiries()).isEqualTo(2);
+    // from an entry of its own term it applies
+    sm.applier.apply(RaftCommand.newBuilder().setBatch(CommandBatch.newBuilder().addCommands(expire(1, 4))).build(), 4);
+    assertThat(sm.get("k1").getKvsCount()).isZero();
+    assertThat(sm.store.lease(1)).isEmpty();
+    // an expiry without a term (written before the field existed) applies from any entry
+    sm.applier.apply(expire(2, 0), 9);
+    assertThat(sm.store.lease(2)).isEmpty();
+    // a term set but the entry's unknown: skipped
+    sm.applier.apply(expire(3, 5), 0);
+    assertThat(sm.store.lease(3)).isPresent();
+    assertThat(sm.applier.staleExpiries()).isEqualTo(3);
+  }
+
+  private static RaftCommand expire(long id, long term) {
+    return RaftCommand.newBuilder().setLeaseExpire(LeaseExpire.newBuilder().addIds(id).setTerm(term)).build();
   }
 
   @Test
