@@ -93,6 +93,8 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_forward_received_commands_total", (Gauge<Long>) raft::forwardReceivedCommands);
     m.register("raft_forward_fallbacks_total", (Gauge<Long>) raft::forwardFallbacks);
     m.register("kvstore_lease_stale_expiries", (Gauge<Long>) raft::staleLeaseExpiries);
+    m.register("raft_read_index_confirmed", (Gauge<Long>) raft::readIndexConfirmed);
+    m.register("raft_read_index_fallbacks", (Gauge<Long>) raft::readIndexFallbacks);
     m.register("raft_client_proposals_total", (Gauge<Long>) raft::clientProposals);
     m.register("raft_forward_send", raft.forwardSends());
     m.register("raft_forward_handle", raft.forwardsHandled());

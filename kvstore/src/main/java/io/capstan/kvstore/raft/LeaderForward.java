@@ -5,6 +5,10 @@ import io.capstan.kvstore.mvcc.KvException;
 import io.capstan.kvstore.proto.ApplyResult;
 import io.capstan.kvstore.proto.ForwardReply;
 import io.capstan.kvstore.proto.ForwardRequest;
+import io.capstan.kvstore.proto.LeaderCheck;
+import io.capstan.kvstore.proto.LeaderCheckReply;
+import io.capstan.kvstore.proto.ReadIndexReply;
+import io.capstan.kvstore.proto.ReadIndexRequest;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.grpc.CallOptions;
 import io.grpc.ConnectivityState;
@@ -56,13 +60,25 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class LeaderForward implements AutoCloseable {
   static final String SERVICE = "capstan.kvstore.Forward";
-  static final MethodDescriptor<ForwardRequest, ForwardReply> PROPOSE = MethodDescriptor
-      .<ForwardRequest, ForwardReply>newBuilder()
-      .setType(MethodDescriptor.MethodType.UNARY)
-      .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, "Propose"))
-      .setRequestMarshaller(ProtoUtils.marshaller(ForwardRequest.getDefaultInstance()))
-      .setResponseMarshaller(ProtoUtils.marshaller(ForwardReply.getDefaultInstance()))
-      .build();
+  static final MethodDescriptor<ForwardRequest, ForwardReply> PROPOSE =
+      unary("Propose", ForwardRequest.getDefaultInstance(), ForwardReply.getDefaultInstance());
+
+  /** Served by every member: whether it follows the asking leader in its term. */
+  static final MethodDescriptor<LeaderCheck, LeaderCheckReply> CHECK =
+      unary("Check", LeaderCheck.getDefaultInstance(), LeaderCheckReply.getDefaultInstance());
+  /** Served by the leader: a read index it has confirmed with a majority. */
+  static final MethodDescriptor<ReadIndexRequest, ReadIndexReply> READ_INDEX =
+      unary("ReadIndex", ReadIndexRequest.getDefaultInstance(), ReadIndexReply.getDefaultInstance());
+
+  private static <Q extends com.google.protobuf.Message, R extends com.google.protobuf.Message> MethodDescriptor<Q, R> unary(
+      String method, Q request, R reply) {
+    return MethodDescriptor.<Q, R>newBuilder()
+        .setType(MethodDescriptor.MethodType.UNARY)
+        .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, method))
+        .setRequestMarshaller(ProtoUtils.marshaller(request))
+        .setResponseMarshaller(ProtoUtils.marshaller(reply))
+        .build();
+  }
 
   private static final String NOT_LEADER = "capstan: not the leader";
 
@@ -165,35 +181,63 @@ final class LeaderForward implements AutoCloseable {
     Timer.Context timing = sends.time();
     out.whenComplete((r, e) -> timing.stop());
     ManagedChannel ch = channel(address);
+    CompletableFuture<ForwardReply> reply = new CompletableFuture<>();
     ClientCalls.asyncUnaryCall(ch.newCall(PROPOSE, CallOptions.DEFAULT
-            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request,
-        new StreamObserver<>() {
-          @Override
-          public void onNext(ForwardReply reply) {
-            out.complete(reply);
-          }
-
-          @Override
-          public void onError(Throwable t) {
-            Status s = Status.fromThrowable(t);
-            if (s.getCode() == Status.Code.UNIMPLEMENTED
-                || (s.getCode() == Status.Code.FAILED_PRECONDITION && s.getDescription() != null
-                    && s.getDescription().startsWith("capstan: "))) {
-              out.completeExceptionally(new Refused(s.getDescription()));
-            } else {
-              out.completeExceptionally(t);
-            }
-          }
-
-          @Override
-          public void onCompleted() {
-            if (!out.isDone()) {
-              out.completeExceptionally(Status.INTERNAL.withDescription("no reply").asRuntimeException());
-            }
-          }
-        });
+        .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request, observer(reply));
+    reply.whenComplete((r, t) -> {
+      if (t == null) {
+        out.complete(r);
+        return;
+      }
+      Status s = Status.fromThrowable(t);
+      if (s.getCode() == Status.Code.UNIMPLEMENTED
+          || (s.getCode() == Status.Code.FAILED_PRECONDITION && s.getDescription() != null
+              && s.getDescription().startsWith("capstan: "))) {
+        out.completeExceptionally(new Refused(s.getDescription()));
+      } else {
+        out.completeExceptionally(t);
+      }
+    });
     forwardedCommands.addAndGet(request.getCommandsCount());
     return out;
+  }
+
+  /** Asks the member at {@code address} whether it follows {@code check}'s leader in its term; false on any failure. */
+  CompletableFuture<Boolean> check(String address, LeaderCheck check, long timeoutMs) {
+    CompletableFuture<LeaderCheckReply> out = new CompletableFuture<>();
+    ClientCalls.asyncUnaryCall(channel(address).newCall(CHECK, CallOptions.DEFAULT
+        .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), check, observer(out));
+    return out.handle((r, e) -> e == null && r.getFollows());
+  }
+
+  /** Asks the leader at {@code address} for a confirmed read index. */
+  CompletableFuture<Long> readIndex(String address, long clusterId, long timeoutMs) {
+    CompletableFuture<ReadIndexReply> out = new CompletableFuture<>();
+    ClientCalls.asyncUnaryCall(channel(address).newCall(READ_INDEX, CallOptions.DEFAULT
+            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)),
+        ReadIndexRequest.newBuilder().setClusterId(clusterId).build(), observer(out));
+    return out.thenApply(ReadIndexReply::getIndex);
+  }
+
+  private static <T> StreamObserver<T> observer(CompletableFuture<T> out) {
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(T reply) {
+        out.complete(reply);
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        out.completeExceptionally(t);
+      }
+
+      @Override
+      public void onCompleted() {
+        if (!out.isDone()) {
+          out.completeExceptionally(Status.INTERNAL.withDescription("no reply").asRuntimeException());
+        }
+      }
+    };
   }
 
   /** The receiver did not propose any of the commands: they may be sent another way. */
@@ -207,6 +251,25 @@ final class LeaderForward implements AutoCloseable {
   ServerServiceDefinition service(RaftNode node) {
     return ServerServiceDefinition.builder(SERVICE)
         .addMethod(PROPOSE, ServerCalls.asyncUnaryCall((request, observer) -> propose(node, request, observer)))
+        .addMethod(CHECK, ServerCalls.asyncUnaryCall((request, observer) -> {
+          observer.onNext(LeaderCheckReply.newBuilder().setFollows(request.getClusterId() == node.clusterId()
+              && node.follows(request.getTerm(), request.getLeader())).build());
+          observer.onCompleted();
+        }))
+        .addMethod(READ_INDEX, ServerCalls.asyncUnaryCall((request, observer) -> {
+          if (request.getClusterId() != node.clusterId()) {
+            observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch").asRuntimeException());
+            return;
+          }
+          node.leaderReadIndex().whenComplete((index, e) -> {
+            if (e != null) {
+              observer.onError(Status.UNAVAILABLE.withDescription("capstan: no read index: " + unwrap(e).getMessage()).asRuntimeException());
+            } else {
+              observer.onNext(ReadIndexReply.newBuilder().setIndex(index).build());
+              observer.onCompleted();
+            }
+          });
+        }))
         .build();
   }
 

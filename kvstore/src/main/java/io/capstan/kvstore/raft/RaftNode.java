@@ -9,6 +9,7 @@ import io.capstan.kvstore.mvcc.MvccStore;
 import io.capstan.kvstore.proto.ApplyResult;
 import io.capstan.kvstore.proto.ApplyResults;
 import io.capstan.kvstore.proto.Empty;
+import io.capstan.kvstore.proto.LeaderCheck;
 import io.capstan.kvstore.proto.ForwardRequest;
 import io.capstan.kvstore.proto.Query;
 import io.capstan.kvstore.proto.RaftCommand;
@@ -31,6 +32,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.apache.ratis.RaftConfigKeys;
@@ -68,6 +70,9 @@ import org.slf4j.LoggerFactory;
 public final class RaftNode implements AutoCloseable {
   /** The full gRPC name of the leader's method that takes followers' writes ({@link LeaderForward}). */
   public static final String FORWARD_METHOD = LeaderForward.PROPOSE.getFullMethodName();
+  /** The internal read-index methods (a leader check, a follower's read index request): cheap or asynchronous, run inline. */
+  public static final List<String> READ_INDEX_METHODS = List.of(LeaderForward.CHECK.getFullMethodName(),
+      LeaderForward.READ_INDEX.getFullMethodName());
   private static final Logger LOG = LoggerFactory.getLogger(RaftNode.class);
   private static final long RETRY_DELAY_MS = 50;
   /**
@@ -303,6 +308,11 @@ public final class RaftNode implements AutoCloseable {
   public long memberIdOf(String name) {
     Long id = memberIds.get(name);
     return id == null ? hash64(name) : id;
+  }
+
+  /** This member's Raft peer ID. */
+  String peerId() {
+    return selfId.toString();
   }
 
   public long clusterId() {
@@ -616,7 +626,12 @@ public final class RaftNode implements AutoCloseable {
     if (leader == null || leader.equals(selfId)) {
       return null;
     }
-    return members.get(memberIdOf(leader.toString()))
+    return clientAddressOf(leader);
+  }
+
+  /** {@code host:port} of {@code peer}'s first client URL, from its published attributes; null if unknown or not plain HTTP. */
+  private String clientAddressOf(RaftPeerId peer) {
+    return members.get(memberIdOf(peer.toString()))
         .filter(m -> m.getClientUrlsCount() > 0 && m.getClientUrls(0).startsWith("http://"))
         .map(m -> Urls.parse(m.getClientUrls(0)).toString())
         .orElse(null);
@@ -749,11 +764,104 @@ public final class RaftNode implements AutoCloseable {
       Message msg = queryMessage(Query.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build());
       return retrying(() -> submitLocal(request(msg, RaftClientRequest.readRequestType()))).thenApply(r -> null);
     }
+    if (LOG_BARRIER_ONLY) {
+      return logReadBarrier();
+    }
+    CompletableFuture<Long> index;
+    if (isLeader()) {
+      index = leaderReadIndex();
+    } else {
+      String leader = leaderClientAddress();
+      index = leader != null && forward.connected(leader)
+          ? forward.readIndex(leader, clusterId, config.electionTimeout().toMillis())
+          : CompletableFuture.failedFuture(new LeaderForward.Refused("no connected leader"));
+    }
+    return index.handle((i, e) -> {
+      if (e != null) {
+        readIndexFallbacks.incrementAndGet();
+        return logReadBarrier();
+      }
+      readIndexConfirmed.incrementAndGet();
+      return awaitApplied(i);
+    }).thenCompose(f -> f);
+  }
+
+  private final AtomicLong readIndexConfirmed = new AtomicLong();
+  private final AtomicLong readIndexFallbacks = new AtomicLong();
+
+  /** Read rounds answered by a confirmed read index (the leader's, or the leader's through a follower). */
+  public long readIndexConfirmed() {
+    return readIndexConfirmed.get();
+  }
+
+  /** Read rounds that fell back to a log entry (no leader known or connected, or no majority confirmed in time). */
+  public long readIndexFallbacks() {
+    return readIndexFallbacks.get();
+  }
+
+  /** The fallback round, correct whatever the state of the cluster: a no-op entry, then its apply here. */
+  private CompletableFuture<Void> logReadBarrier() {
     return propose(READ_BARRIER).thenCompose(applied -> localReadBarrier());
+  }
+
+  private CompletableFuture<Void> awaitApplied(long index) {
+    CompletableFuture<Void> f = appliedWaiters.await(index);
+    return f.isDone() ? f : f.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
+        .exceptionally(e -> {
+          throw KvException.timeout();
+        });
+  }
+
+  /**
+   * The leader's read index (etcd's ReadIndex): its commit index, confirmed by asking the other
+   * members, after the call, whether they still follow it in its term; complete once a majority
+   * (with itself) does. Fails when this member is not a leader that has committed an entry of its
+   * term, or when no majority confirms within an election timeout (the caller then falls back to
+   * a log entry). A member in that term naming this leader has not voted in a later one, so with
+   * a majority of them no later leader can exist yet, and every write acknowledged before the call
+   * is at or below the index.
+   */
+  CompletableFuture<Long> leaderReadIndex() {
+    long term = term();
+    if (!isLeader() || !division.getInfo().isLeaderReady() || term() != term) {
+      return CompletableFuture.failedFuture(new LeaderForward.Refused("not the leader"));
+    }
+    long index = commitIndex();
+    List<RaftPeer> others = group.getPeers().stream().filter(p -> !p.getId().equals(selfId)).toList();
+    int needed = (others.size() + 1) / 2; // a majority of the members, this one included
+    if (needed == 0) {
+      return CompletableFuture.completedFuture(index);
+    }
+    CompletableFuture<Long> out = new CompletableFuture<>();
+    AtomicInteger yes = new AtomicInteger();
+    AtomicInteger answered = new AtomicInteger();
+    LeaderCheck check = LeaderCheck.newBuilder().setClusterId(clusterId).setTerm(term).setLeader(selfId.toString()).build();
+    for (RaftPeer peer : others) {
+      String address = clientAddressOf(peer.getId());
+      CompletableFuture<Boolean> answer = address == null ? CompletableFuture.completedFuture(false)
+          : forward.check(address, check, config.electionTimeout().toMillis());
+      answer.whenComplete((follows, e) -> {
+        if (Boolean.TRUE.equals(follows) && yes.incrementAndGet() == needed) {
+          out.complete(index);
+        }
+        if (answered.incrementAndGet() == others.size() && !out.isDone()) {
+          out.completeExceptionally(new LeaderForward.Refused("leadership in term " + term + " not confirmed"));
+        }
+      });
+    }
+    return out;
+  }
+
+  /** Whether this member is a follower in {@code term} that names {@code leader} (a Raft peer ID) as its leader. */
+  boolean follows(long term, String leader) {
+    RaftPeerId known = division.getInfo().getLeaderId();
+    return !isLeader() && term() == term && known != null && known.toString().equals(leader);
   }
 
   /** {@code -Dcapstan.read.ratis-read-index=true}: Ratis' ReadIndex instead (stale after a pause; for A/B runs only). */
   private static final boolean RATIS_READ_INDEX = Boolean.getBoolean("capstan.read.ratis-read-index");
+  /** {@code -Dcapstan.read.log-barrier=true}: every read round is a log entry (for A/B runs). */
+  private static final boolean LOG_BARRIER_ONLY = Boolean.getBoolean("capstan.read.log-barrier");
 
   /** Linearizable reads answered per ReadIndex round. */
   public com.codahale.metrics.Histogram readBarrierBatchSizes() {

@@ -20,13 +20,14 @@ import java.util.concurrent.Executor;
  */
 final class CallExecutors implements ServerCallExecutorSupplier {
   static final boolean INLINE = Boolean.parseBoolean(System.getProperty("capstan.grpc.inline", "true"));
-  private static final Set<String> INLINE_METHODS = Set.of(
+  private static final Set<String> INLINE_METHODS = java.util.stream.Stream.concat(java.util.stream.Stream.of(
       KVGrpc.getPutMethod().getFullMethodName(),
       KVGrpc.getDeleteRangeMethod().getFullMethodName(),
       KVGrpc.getTxnMethod().getFullMethodName(),
       KVGrpc.getCompactMethod().getFullMethodName(),
       KVGrpc.getRangeMethod().getFullMethodName(),
-      io.capstan.kvstore.raft.RaftNode.FORWARD_METHOD);
+      io.capstan.kvstore.raft.RaftNode.FORWARD_METHOD), io.capstan.kvstore.raft.RaftNode.READ_INDEX_METHODS.stream())
+      .collect(java.util.stream.Collectors.toUnmodifiableSet());
 
   private final Executor pool;
 

@@ -69,6 +69,42 @@ class LeaderForwardTest {
   }
 
   @Test
+  void linearizableReadsUseAReadIndexTheLeaderConfirmedWithAMajority() {
+    long confirmedBefore = raft(leader).readIndexConfirmed() + raft(follower).readIndexConfirmed();
+    long fallbacksBefore = raft(leader).readIndexFallbacks() + raft(follower).readIndexFallbacks();
+    Kv.put(cluster.channel(follower), "fw/read-index", "1");
+    for (int i = 0; i < 20; i++) {
+      int via = i % 2 == 0 ? leader : follower;
+      assertThat(Kv.get(cluster.channel(via), "fw/read-index", false)).get()
+          .extracting(kv -> kv.getValue().toStringUtf8()).isEqualTo("1");
+    }
+    assertThat(raft(leader).readIndexConfirmed() + raft(follower).readIndexConfirmed() - confirmedBefore)
+        .as("read rounds on a confirmed read index").isGreaterThanOrEqualTo(20);
+    assertThat(raft(leader).readIndexFallbacks() + raft(follower).readIndexFallbacks() - fallbacksBefore)
+        .as("read rounds that needed a log entry").isZero();
+  }
+
+  @Test
+  void aMemberConfirmsOnlyTheLeaderItFollowsInItsTerm() {
+    long term = raft(leader).term();
+    String leaderId = raft(leader).peerId();
+    assertThat(check(follower, term, leaderId, raft(follower).clusterId())).as("its leader, its term").isTrue();
+    assertThat(check(follower, term + 1, leaderId, raft(follower).clusterId())).as("a later term").isFalse();
+    assertThat(check(follower, term - 1, leaderId, raft(follower).clusterId())).as("an earlier term").isFalse();
+    assertThat(check(follower, term, raft(follower).peerId(), raft(follower).clusterId()))
+        .as("another member named as leader").isFalse();
+    assertThat(check(follower, term, leaderId, raft(follower).clusterId() + 1)).as("another cluster").isFalse();
+    assertThat(check(leader, term, leaderId, raft(leader).clusterId())).as("the leader itself does not follow").isFalse();
+  }
+
+  private static boolean check(int member, long term, String leaderId, long clusterId) {
+    return ClientCalls.blockingUnaryCall(cluster.channel(member), LeaderForward.CHECK, io.grpc.CallOptions.DEFAULT
+            .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS),
+        io.capstan.kvstore.proto.LeaderCheck.newBuilder().setTerm(term).setLeader(leaderId).setClusterId(clusterId).build())
+        .getFollows();
+  }
+
+  @Test
   void followerWritesGoToTheLeaderAndTheFollowerServesThemAtOnce() {
     long sentBefore = raft(follower).forwardedCommands();
     long receivedBefore = raft(leader).forwardReceivedCommands();
