@@ -56,22 +56,23 @@ class PausedLeaderTest {
         int old = ch.leaderIndex();
         ByteString before = ByteString.copyFromUtf8("round " + round + ": before the pause");
         ByteString after = ByteString.copyFromUtf8("round " + round + ": written by the next leader");
-        put(ch.all.get(old), KEY, before);
-        // a client reads it back from the leader: the leader has confirmed its leadership at
-        // this commit index, which Ratis remembers (see RaftNode's read barrier)
+        put(ch.get(old), KEY, before);
+        // a client reads it back from the leader, which confirms its leadership at this commit
+        // index: Ratis' ReadIndex then answered later reads at that index without asking anyone
+        // (RaftNode#readIndexRound)
         assertThat(get(ch.get(old), KEY).getKvs(0).getValue()).isEqualTo(before);
 
         c.pause(old);
         boolean resumed = false;
         try {
           ByteString queuedKey = ByteString.copyFromUtf8("pause/queued-" + round);
-          CompletableFuture<PutResponse> queuedPut = putAsync(ch.all.get(old), queuedKey, after);
+          CompletableFuture<PutResponse> queuedPut = putAsync(ch.get(old), queuedKey, after);
           int next = ch.leaderIndexOtherThan(old);
-          long written = put(ch.all.get(next), KEY, after).getHeader().getRevision();
+          long written = put(ch.get(next), KEY, after).getHeader().getRevision();
           // sent after the newer write was acknowledged: linearizability allows only that value
           List<CompletableFuture<RangeResponse>> reads = new ArrayList<>();
           for (int i = 0; i < QUEUED_READS; i++) {
-            reads.add(getAsync(ch.all.get(old), KEY));
+            reads.add(getAsync(ch.get(old), KEY));
           }
           c.resume(old);
           resumed = true;
@@ -97,7 +98,7 @@ class PausedLeaderTest {
           }
           PutResponse queued = outcome(queuedPut);
           if (queued != null) {
-            RangeResponse r = get(ch.all.get(next), queuedKey);
+            RangeResponse r = get(ch.get(next), queuedKey);
             assertThat(r.getKvsList()).as("the acknowledged write queued at the paused %s", c.name(old)).hasSize(1);
             assertThat(r.getKvs(0).getModRevision()).isEqualTo(queued.getHeader().getRevision());
           }
@@ -107,7 +108,7 @@ class PausedLeaderTest {
 
           // the resumed member follows the new leader and catches up
           await(c.name(old) + " catches up").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50)).untilAsserted(() -> {
-            RangeResponse r = KVGrpc.newBlockingStub(ch.all.get(old)).withDeadlineAfter(2, TimeUnit.SECONDS)
+            RangeResponse r = KVGrpc.newBlockingStub(ch.get(old)).withDeadlineAfter(2, TimeUnit.SECONDS)
                 .range(RangeRequest.newBuilder().setKey(KEY).setSerializable(true).build());
             assertThat(r.getKvsList()).extracting(KeyValue::getValue).containsExactly(after);
           });

@@ -225,12 +225,12 @@ public final class RaftNode implements AutoCloseable {
     RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(election, TimeUnit.MILLISECONDS));
     RaftServerConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
     RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
-    // No leader lease: every linearizable read confirms leadership with a heartbeat round to a
-    // majority (ReadIndex), as etcd's default (ReadOnlySafe) does. Ratis 3.2.2's lease counts any
-    // AppendEntries reply as an acknowledgement, including a follower's refusal in a newer term
-    // (GrpcLogAppender's reply handler records the send time before it reads the result), so a
-    // leader deposed while it was paused could renew its lease from the refusal and answer reads
-    // from its own state until it stepped down: PausedLeaderTest saw one such stale read.
+    // No leader lease. Linearizable reads do not go through Ratis (readIndexRound); its lease
+    // still served the leader-only queries (lease keep-alive and time-to-live), and Ratis 3.2.2's
+    // lease counts any AppendEntries reply as an acknowledgement, including a follower's refusal
+    // in a newer term (GrpcLogAppender's reply handler records the send time before it reads the
+    // result), so a leader deposed while it was paused could renew its lease from the refusal and
+    // answer from its own state until it stepped down: PausedLeaderTest saw one such stale read.
     RaftServerConfigKeys.Read.setLeaderLeaseEnabled(p, false);
     RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
     RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, config.snapshotCount());
@@ -747,17 +747,21 @@ public final class RaftNode implements AutoCloseable {
   private static final RaftCommand READ_BARRIER = RaftCommand.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build();
 
   /**
-   * One read barrier round (reads share them through {@link ReadBarriers}): a no-op entry through
-   * the proposal queue (on a follower, the leader's), and then this member's apply of it.
+   * One read barrier round (reads share them through {@link ReadBarriers}), etcd's ReadIndex: a
+   * read index the leader has confirmed with a majority after the round started ({@link
+   * #leaderReadIndex}, asked of the leader by a follower), then this member's apply up to it. When
+   * there is none to be had (no leader known or connected, no majority confirming in time, a
+   * deposed leader refused), a no-op entry through the proposal queue (on a follower, the
+   * leader's), then this member's apply of it: only a leader a majority follows can commit it, in
+   * a log that holds every acknowledged write, so it cannot go stale either; it costs an fsync'd
+   * entry, shared with the writes queued with it.
    *
    * <p>Not Ratis' ReadIndex: in Ratis 3.2.2 a leader answers a read index at once whenever its
    * commit index is one that a majority already acknowledged in an earlier heartbeat round
    * ({@code ReadIndexHeartbeats.addAppendEntriesListener}), without asking anyone again. A leader
    * that was deposed while paused (or cut off) and has not committed since still holds such an
    * index, and answered reads from its old state: PausedLeaderTest read the value from before
-   * the pause in its third round. An entry can only be committed by a leader that a majority
-   * follows, in a log that holds every acknowledged write, so applying it is a barrier that
-   * cannot go stale. Its cost is a log entry a round, shared with the writes queued with it.
+   * the pause in its first or third round.
    */
   private CompletableFuture<Void> readIndexRound() {
     if (RATIS_READ_INDEX) {
