@@ -2,7 +2,9 @@
 # A/B runs of the kvstore under two sets of JVM options, interleaved (A, B, A, B, ...): on a
 # shared machine the figures drift by 10-30% over minutes, so one run of each says little.
 # Each run starts a fresh 3-member cluster, warms it up as compare.sh does (members.sh: warm_up),
-# then prints puts with 64 in flight (twice) and serial puts through a follower and the leader.
+# then prints puts with 64 in flight (twice), serial puts through a follower and the leader, and
+# linearizable gets with 64 in flight and serially through a follower and the leader
+# (e.g. bench/ab.sh "" "-Dcapstan.read.log-barrier=true" 2 for the read path).
 #
 #   mvn -B -q package -DskipTests && bench/ab.sh "<options A>" "<options B>" [rounds]
 #   e.g. bench/ab.sh "" "-Draft.server.log.log-metadata.enabled=true" 2
@@ -34,6 +36,11 @@ run() {
   bench put --endpoints "$follower" --conns 1 --clients 1 --total 2000 --warmup 100
   echo -n "through the leader: "
   bench put --endpoints "$lead" --conns 1 --clients 1 --total 2000 --warmup 100
+  bench range --endpoints "$eps" --clients 64 --total 20000 --consistency l
+  echo -n "linearizable gets through a follower: "
+  bench range --endpoints "$follower" --conns 1 --clients 1 --total 3000 --consistency l
+  echo -n "linearizable gets through the leader: "
+  bench range --endpoints "$lead" --conns 1 --clients 1 --total 3000 --consistency l
   stop_members
 }
 
