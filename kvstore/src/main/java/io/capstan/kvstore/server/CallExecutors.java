@@ -9,8 +9,8 @@ import java.util.concurrent.Executor;
 
 /**
  * Where each gRPC call of the client port runs. The KV methods, the leader's forward method and
- * the internal read-index methods (a member's answer to a leader check reads two fields of its Raft
- * state; a leader's read index sends the checks and completes later) run on the Netty event loop
+ * the internal read-index methods (a member's answer to a leader check reads its Raft role, term
+ * and leader; a leader's read index sends the checks and completes later) run on the Netty event loop
  * that read them: their handlers only check the request and hand it on (to the proposal queue, a
  * read barrier, or the read executor), and never block. Every other
  * call (watches, leases, maintenance, cluster) runs on a pool, as gRPC's default.
