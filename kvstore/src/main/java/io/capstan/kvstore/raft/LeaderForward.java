@@ -180,11 +180,7 @@ final class LeaderForward implements AutoCloseable {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
     Timer.Context timing = sends.time();
     out.whenComplete((r, e) -> timing.stop());
-    ManagedChannel ch = channel(address);
-    CompletableFuture<ForwardReply> reply = new CompletableFuture<>();
-    ClientCalls.asyncUnaryCall(ch.newCall(PROPOSE, CallOptions.DEFAULT
-        .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request, observer(reply));
-    reply.whenComplete((r, t) -> {
+    call(address, PROPOSE, request, timeoutMs).whenComplete((r, t) -> {
       if (t == null) {
         out.complete(r);
         return;
@@ -204,25 +200,22 @@ final class LeaderForward implements AutoCloseable {
 
   /** Asks the member at {@code address} whether it follows {@code check}'s leader in its term; false on any failure. */
   CompletableFuture<Boolean> check(String address, LeaderCheck check, long timeoutMs) {
-    CompletableFuture<LeaderCheckReply> out = new CompletableFuture<>();
-    ClientCalls.asyncUnaryCall(channel(address).newCall(CHECK, CallOptions.DEFAULT
-        .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), check, observer(out));
-    return out.handle((r, e) -> e == null && r.getFollows());
+    return call(address, CHECK, check, timeoutMs).handle((r, e) -> e == null && r.getFollows());
   }
 
   /** Asks the leader at {@code address} for a confirmed read index. */
   CompletableFuture<Long> readIndex(String address, long clusterId, long timeoutMs) {
-    CompletableFuture<ReadIndexReply> out = new CompletableFuture<>();
-    ClientCalls.asyncUnaryCall(channel(address).newCall(READ_INDEX, CallOptions.DEFAULT
-            .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)),
-        ReadIndexRequest.newBuilder().setClusterId(clusterId).build(), observer(out));
-    return out.thenApply(ReadIndexReply::getIndex);
+    return call(address, READ_INDEX, ReadIndexRequest.newBuilder().setClusterId(clusterId).build(), timeoutMs)
+        .thenApply(ReadIndexReply::getIndex);
   }
 
-  private static <T> StreamObserver<T> observer(CompletableFuture<T> out) {
-    return new StreamObserver<>() {
+  /** One unary call of this service to the member at {@code address}: its reply, or its gRPC failure. */
+  private <Q, R> CompletableFuture<R> call(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs) {
+    CompletableFuture<R> out = new CompletableFuture<>();
+    ClientCalls.asyncUnaryCall(channel(address).newCall(method, CallOptions.DEFAULT
+        .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request, new StreamObserver<>() {
       @Override
-      public void onNext(T reply) {
+      public void onNext(R reply) {
         out.complete(reply);
       }
 
@@ -237,7 +230,8 @@ final class LeaderForward implements AutoCloseable {
           out.completeExceptionally(Status.INTERNAL.withDescription("no reply").asRuntimeException());
         }
       }
-    };
+    });
+    return out;
   }
 
   /** The receiver did not propose any of the commands: they may be sent another way. */

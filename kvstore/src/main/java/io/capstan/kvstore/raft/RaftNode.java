@@ -459,22 +459,7 @@ public final class RaftNode implements AutoCloseable {
    * follows a write at once waits, typically less than a heartbeat round trip.
    */
   public CompletableFuture<Void> localReadBarrier() {
-    long acked = acknowledgedIndex.get();
-    if (acked <= appliedIndex()) {
-      return CompletableFuture.completedFuture(null);
-    }
-    CompletableFuture<Void> f = appliedWaiters.await(acked);
-    if (f.isDone()) {
-      return f;
-    }
-    Timer.Context waited = localReadWait.time();
-    return f.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS).handle((v, e) -> {
-      waited.stop();
-      if (e != null) {
-        throw KvException.timeout();
-      }
-      return null;
-    });
+    return awaitApplied(acknowledgedIndex.get(), localReadWait);
   }
 
   /** Serializable reads that waited for this member to apply writes it had acknowledged. */
@@ -786,7 +771,7 @@ public final class RaftNode implements AutoCloseable {
         return logReadBarrier();
       }
       readIndexConfirmed.incrementAndGet();
-      return awaitApplied(i);
+      return awaitApplied(i, null);
     }).thenCompose(f -> f);
   }
 
@@ -808,12 +793,29 @@ public final class RaftNode implements AutoCloseable {
     return propose(READ_BARRIER).thenCompose(applied -> localReadBarrier());
   }
 
-  private CompletableFuture<Void> awaitApplied(long index) {
+  /**
+   * Completes once this member has applied up to {@code index} (at once if it has); fails with
+   * etcd's timeout after the request timeout. {@code waits}, if given, times the waits that were
+   * not over at once.
+   */
+  private CompletableFuture<Void> awaitApplied(long index, Timer waits) {
+    if (index <= appliedIndex()) {
+      return CompletableFuture.completedFuture(null);
+    }
     CompletableFuture<Void> f = appliedWaiters.await(index);
-    return f.isDone() ? f : f.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
-        .exceptionally(e -> {
-          throw KvException.timeout();
-        });
+    if (f.isDone()) {
+      return f;
+    }
+    Timer.Context waited = waits == null ? null : waits.time();
+    return f.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS).handle((v, e) -> {
+      if (waited != null) {
+        waited.stop();
+      }
+      if (e != null) {
+        throw KvException.timeout();
+      }
+      return null;
+    });
   }
 
   /**
