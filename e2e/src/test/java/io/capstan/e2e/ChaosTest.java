@@ -69,8 +69,12 @@ import org.junit.jupiter.api.Test;
  *   <li>every member replays the same history from revision 1 through a watch: one event per
  *       revision, no gap, the same on all three;
  *   <li>the watch that lived through it all saw exactly that history: no gap, no repeat, in order;
- *   <li>the kept lease and its key are there; the other lease and its key are gone.
+ *   <li>the kept lease and its key are there; the other lease and its key are gone;
+ *   <li>no linearizable read of the counter, sent through any member during the chaos, returned
+ *       less than an increment acknowledged before it was sent.
  * </ul>
+ *
+ * <p>A second test runs the same clients and checks through network partitions instead of kills.
  *
  * <p>The default run kills the leader {@value #DEFAULT_ROUNDS} times; {@code mvn -Pchaos} (in
  * this module) runs the long variant.
@@ -81,6 +85,8 @@ class ChaosTest {
   private static final int WRITERS = Integer.getInteger("capstan.chaos.writers", 4);
   /** Acknowledged writes before each kill, and again while the killed member is down. */
   private static final int WRITES_PER_PHASE = Integer.getInteger("capstan.chaos.writes-per-phase", 300);
+  /** Cuts of the network in the partition test, one kind after the other ({@link #CUTS}). */
+  private static final int PARTITION_ROUNDS = Integer.getInteger("capstan.chaos.partition-rounds", 5);
   private static final Duration RPC_DEADLINE = Duration.ofSeconds(5);
   private static final String PREFIX = "chaos/";
   private static final ByteString COUNTER = ByteString.copyFromUtf8(PREFIX + "counter");
@@ -91,7 +97,7 @@ class ChaosTest {
     // comes back behind the leader's log and catches up by snapshot installation
     try (DistCluster c = new DistCluster(3).withArgs("--snapshot-count", "200").start()) {
       try {
-        chaos(c);
+        chaos(c, ChaosTest::kills);
       } catch (Throwable t) {
         keepLogs(c, t);
         throw t;
@@ -99,9 +105,90 @@ class ChaosTest {
     }
   }
 
-  private static void chaos(DistCluster c) throws Exception {
+  /**
+   * The same clients and checks while the network between the members is cut ({@link Links}:
+   * bytes held, as a firewall that drops packets holds them) in the ways that trouble Raft: the
+   * leader cut off from everyone; the leader deaf (it sends, hears nothing: it must step down
+   * for anyone to lead); the leader mute (it hears, nobody hears it); the leader and one follower
+   * cut from each other while both still reach the third; a follower cut off. Writes must go on
+   * through the members that can form a majority while each cut lasts, no read may be stale,
+   * and after the cut is mended every member catches up.
+   */
+  @Test
+  void partitionsUnderConcurrentWritesLoseNoAcknowledgedWriteAndServeNoStaleRead() throws Exception {
+    try (DistCluster c = new DistCluster(3).withLinks().withArgs("--snapshot-count", "200").start()) {
+      try {
+        chaos(c, ChaosTest::partitions);
+        assertThat(c.links().unidentified()).as("connections between members whose member was not found").isZero();
+      } catch (Throwable t) {
+        keepLogs(c, t);
+        throw t;
+      }
+    }
+  }
+
+  /** The first three depose the leader (a leader other than it must be found during the cut). */
+  private static final String[] CUTS = {"leader isolated", "leader deaf", "leader mute", "leader and a follower split",
+      "follower isolated"};
+
+  private static void partitions(DistCluster c, MemberChannels channels, AtomicLong acked, Leases leases) {
+    Links links = c.links();
+    for (int round = 0; round < PARTITION_ROUNDS; round++) {
+      awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before cut " + round);
+      int leader = channels.leaderIndex();
+      int other = (leader + 1) % c.size();
+      if (round == 0) {
+        leases.grantDropped(); // so that it expires during the cuts
+      }
+      String cut = CUTS[round % CUTS.length];
+      switch (cut) {
+        case "leader isolated" -> links.isolate(leader);
+        case "leader deaf" -> {
+          for (int j = 0; j < c.size(); j++) {
+            if (j != leader) {
+              links.cut(j, leader);
+            }
+          }
+        }
+        case "leader mute" -> {
+          for (int j = 0; j < c.size(); j++) {
+            if (j != leader) {
+              links.cut(leader, j);
+            }
+          }
+        }
+        case "leader and a follower split" -> {
+          links.cut(leader, other);
+          links.cut(other, leader);
+        }
+        case "follower isolated" -> links.isolate(other);
+        default -> throw new IllegalStateException(cut);
+      }
+      long atCut = acked.get();
+      long cutAt = System.nanoTime();
+      try {
+        // each writer may have had one write in flight that committed before the cut
+        awaitAcks(acked, atCut + WRITERS + 1, "writes after the cut: " + cut + " (leader " + c.name(leader) + ")");
+        long resumedMs = (System.nanoTime() - cutAt) / 1_000_000;
+        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes during the cut: " + cut);
+        System.out.printf("partition round %d: %s (leader was %s), writes went on after %d ms; leader now %s%n",
+            round, cut, c.name(leader), resumedMs, c.name(channels.leaderIndexOtherThan(round % CUTS.length < 3 ? leader : -1)));
+      } finally {
+        links.heal();
+      }
+      awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after mending the cut: " + cut);
+    }
+  }
+
+  /** What the test does to the cluster while the clients run (the kills, or the partitions). */
+  interface Nemesis {
+    void run(DistCluster c, MemberChannels channels, AtomicLong acked, Leases leases) throws Exception;
+  }
+
+  private static void chaos(DistCluster c, Nemesis nemesis) throws Exception {
     try (MemberChannels channels = new MemberChannels(c)) {
       AtomicLong acked = new AtomicLong();
+      AtomicLong counterFloor = new AtomicLong();
       LiveWatcher watcher = new LiveWatcher(channels.all);
       watcher.open();
       Leases leases = new Leases(channels.all);
@@ -109,61 +196,21 @@ class ChaosTest {
       List<Writer> writers = new ArrayList<>();
       List<Thread> threads = new ArrayList<>();
       for (int w = 0; w < WRITERS; w++) {
-        Writer writer = new Writer(w, channels.all, acked);
+        Writer writer = new Writer(w, channels.all, acked, counterFloor);
         writers.add(writer);
         Thread t = new Thread(writer, "chaos-writer-" + w);
         threads.add(t);
         t.start();
       }
+      Reader reader = new Reader(channels.all, counterFloor);
+      Thread readerThread = new Thread(reader, "chaos-reader");
+      threads.add(readerThread);
+      readerThread.start();
       try {
-        for (int round = 0; round < ROUNDS; round++) {
-          awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before kill " + round);
-          int leader = channels.leaderIndex();
-          if (round == 0) {
-            leases.grantDropped(); // so that it expires under the next leader
-          }
-          long atKill = acked.get();
-          long killedAt = System.nanoTime();
-          c.kill(leader);
-          // each writer may have had one write in flight that committed before the kill
-          awaitAcks(acked, atKill + WRITERS + 1, "writes after killing leader " + c.name(leader));
-          System.out.printf("chaos round %d: killed leader %s, writes resumed after %d ms%n",
-              round, c.name(leader), (System.nanoTime() - killedAt) / 1_000_000);
-          awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes while " + c.name(leader) + " is down");
-          c.startMember(leader);
-          c.awaitReady(leader, Duration.ofSeconds(60));
-          channels.all.get(leader).resetConnectBackoff();
-        }
-        StringBuilder fallbacks = new StringBuilder();
-        for (int i = 0; i < c.size(); i++) {
-          fallbacks.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_forward_fallbacks"))
-              .append('/').append((long) c.metric(i, "raft_client_proposals"));
-        }
-        System.out.println("chaos: entries sent through Ratis' client since each member's start (refused forwards/all):" + fallbacks);
-        // a follower: writers through it move to the others, and it catches up by snapshot
-        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing a follower");
-        int follower = (channels.leaderIndex() + 1) % c.size();
-        c.kill(follower);
-        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes while follower " + c.name(follower) + " is down");
-        c.startMember(follower);
-        c.awaitReady(follower, Duration.ofSeconds(60));
-        channels.all.get(follower).resetConnectBackoff();
-        System.out.printf("chaos: killed and restarted follower %s%n", c.name(follower));
-        // last, every member at once, under the same writes
-        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing every member");
-        for (int i = 0; i < c.size(); i++) {
-          c.kill(i);
-        }
-        for (int i = 0; i < c.size(); i++) {
-          c.startMember(i);
-        }
-        for (int i = 0; i < c.size(); i++) {
-          c.awaitReady(i, Duration.ofSeconds(60));
-          channels.all.get(i).resetConnectBackoff();
-        }
-        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after restarting every member");
+        nemesis.run(c, channels, acked, leases);
       } finally {
         leases.close();
+        reader.stop = true;
         for (Writer w : writers) {
           w.stop = true;
         }
@@ -176,11 +223,64 @@ class ChaosTest {
       }
       // fresh channels: the old ones to restarted members may still be backing off
       try (MemberChannels fresh = new MemberChannels(c)) {
-        check(c, fresh, writers, watcher, leases);
+        check(c, fresh, writers, reader, watcher, leases);
       } finally {
         watcher.close();
       }
     }
+  }
+
+  /**
+   * SIGKILL of the leader, {@link #ROUNDS} times (restarted after a phase of writes without it),
+   * then of a follower, then of every member at once.
+   */
+  private static void kills(DistCluster c, MemberChannels channels, AtomicLong acked, Leases leases) throws Exception {
+    for (int round = 0; round < ROUNDS; round++) {
+      awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before kill " + round);
+      int leader = channels.leaderIndex();
+      if (round == 0) {
+        leases.grantDropped(); // so that it expires under the next leader
+      }
+      long atKill = acked.get();
+      long killedAt = System.nanoTime();
+      c.kill(leader);
+      // each writer may have had one write in flight that committed before the kill
+      awaitAcks(acked, atKill + WRITERS + 1, "writes after killing leader " + c.name(leader));
+      System.out.printf("chaos round %d: killed leader %s, writes resumed after %d ms%n",
+          round, c.name(leader), (System.nanoTime() - killedAt) / 1_000_000);
+      awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes while " + c.name(leader) + " is down");
+      c.startMember(leader);
+      c.awaitReady(leader, Duration.ofSeconds(60));
+      channels.all.get(leader).resetConnectBackoff();
+    }
+    StringBuilder fallbacks = new StringBuilder();
+    for (int i = 0; i < c.size(); i++) {
+      fallbacks.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_forward_fallbacks"))
+          .append('/').append((long) c.metric(i, "raft_client_proposals"));
+    }
+    System.out.println("chaos: entries sent through Ratis' client since each member's start (refused forwards/all):" + fallbacks);
+    // a follower: writers through it move to the others, and it catches up by snapshot
+    awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing a follower");
+    int follower = (channels.leaderIndex() + 1) % c.size();
+    c.kill(follower);
+    awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes while follower " + c.name(follower) + " is down");
+    c.startMember(follower);
+    c.awaitReady(follower, Duration.ofSeconds(60));
+    channels.all.get(follower).resetConnectBackoff();
+    System.out.printf("chaos: killed and restarted follower %s%n", c.name(follower));
+    // last, every member at once, under the same writes
+    awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before killing every member");
+    for (int i = 0; i < c.size(); i++) {
+      c.kill(i);
+    }
+    for (int i = 0; i < c.size(); i++) {
+      c.startMember(i);
+    }
+    for (int i = 0; i < c.size(); i++) {
+      c.awaitReady(i, Duration.ofSeconds(60));
+      channels.all.get(i).resetConnectBackoff();
+    }
+    awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after restarting every member");
   }
 
   /** Copies the members' logs to target/chaos-logs/ (the cluster's directory goes on close). */
@@ -200,8 +300,8 @@ class ChaosTest {
     }
   }
 
-  private static void check(DistCluster c, MemberChannels channels, List<Writer> writers, LiveWatcher watcher, Leases leases)
-      throws Exception {
+  private static void check(DistCluster c, MemberChannels channels, List<Writer> writers, Reader reader, LiveWatcher watcher,
+      Leases leases) throws Exception {
     await("the lease left alone expires").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
         .ignoreExceptions().until(() -> leases.ttl(channels.all.get(0), leases.dropped) == -1);
     RangeResponse all = null;
@@ -270,6 +370,9 @@ class ChaosTest {
     for (long v : ackedIncrements) {
       assertThat(v).isLessThanOrEqualTo(counter);
     }
+    assertThat(reader.stale).as("linearizable reads older than an acknowledged increment").isEmpty();
+    assertThat(reader.highest).as("the highest counter a read returned").isLessThanOrEqualTo(counter);
+    System.out.println("chaos: linearizable reads of the counter answered/sent by member:" + reader.summary());
     synchronized (Writer.FAILURES) {
       System.out.println("chaos: failed writes " + Writer.FAILURES);
     }
@@ -410,10 +513,14 @@ class ChaosTest {
     volatile boolean stop;
     private int at;
 
-    Writer(int id, List<ManagedChannel> channels, AtomicLong acked) {
+    /** The highest counter value an acknowledged increment of any writer set. */
+    final AtomicLong counterFloor;
+
+    Writer(int id, List<ManagedChannel> channels, AtomicLong acked, AtomicLong counterFloor) {
       this.id = id;
       this.channels = channels;
       this.acked = acked;
+      this.counterFloor = counterFloor;
       this.at = id % channels.size();
     }
 
@@ -476,6 +583,7 @@ class ChaosTest {
       }
       if (t.getSucceeded()) {
         increments.add(value + 1);
+        counterFloor.accumulateAndGet(value + 1, Math::max);
         acknowledged(t.getHeader().getRevision());
       }
     }
@@ -483,6 +591,59 @@ class ChaosTest {
     private void acknowledged(long revision) {
       revisions.add(revision);
       acked.incrementAndGet();
+    }
+  }
+
+  /**
+   * A client that reads the counter, linearizably, through each member in turn. Linearizability
+   * allows no read to return less than an increment acknowledged before the read was sent, so
+   * every answer is held against the highest acknowledged increment at its sending; a member
+   * that cannot confirm it still leads (killed, cut off, deposed) must fail the read instead.
+   */
+  static final class Reader implements Runnable {
+    final List<ManagedChannel> channels;
+    final AtomicLong counterFloor;
+    final List<String> stale = Collections.synchronizedList(new ArrayList<>());
+    final long[] answered;
+    final long[] failed;
+    volatile long highest;
+    volatile boolean stop;
+
+    Reader(List<ManagedChannel> channels, AtomicLong counterFloor) {
+      this.channels = channels;
+      this.counterFloor = counterFloor;
+      this.answered = new long[channels.size()];
+      this.failed = new long[channels.size()];
+    }
+
+    @Override
+    public void run() {
+      for (int n = 0; !stop; n++) {
+        int at = n % channels.size();
+        long floor = counterFloor.get();
+        try {
+          RangeResponse r = KVGrpc.newBlockingStub(channels.get(at)).withDeadlineAfter(2, TimeUnit.SECONDS)
+              .range(RangeRequest.newBuilder().setKey(COUNTER).build());
+          long value = r.getKvsCount() == 0 ? 0 : Long.parseLong(r.getKvs(0).getValue().toStringUtf8());
+          answered[at]++;
+          highest = Math.max(highest, value);
+          if (value < floor) {
+            stale.add("member " + at + " answered counter " + value + " at revision " + r.getHeader().getRevision()
+                + " after an increment to " + floor + " was acknowledged");
+          }
+        } catch (StatusRuntimeException e) {
+          failed[at]++;
+        }
+        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
+      }
+    }
+
+    String summary() {
+      StringBuilder b = new StringBuilder();
+      for (int i = 0; i < channels.size(); i++) {
+        b.append(" e").append(i).append('=').append(answered[i]).append('/').append(answered[i] + failed[i]);
+      }
+      return b.toString();
     }
   }
 
@@ -578,7 +739,7 @@ class ChaosTest {
    * gives every lease its full TTL again, as etcd's does); one left to expire right after a leader
    * kill, whose key must go (expiry is decided by the leader and replicated as a revoke).
    */
-  private static final class Leases implements AutoCloseable {
+  static final class Leases implements AutoCloseable {
     static final String KEPT = PREFIX + "lease/kept";
     static final String DROPPED = PREFIX + "lease/dropped";
     private static final long KEPT_TTL = 10;

@@ -33,6 +33,7 @@ public final class DistCluster implements AutoCloseable {
   private final Process[] processes;
   private final List<String> extraArgs = new ArrayList<>();
   private final Thread hook = new Thread(this::killAll, "dist-cluster-cleanup");
+  private Links links;
 
   public DistCluster(int size) {
     this.size = size;
@@ -61,6 +62,21 @@ public final class DistCluster implements AutoCloseable {
   public DistCluster withArgs(String... args) {
     extraArgs.addAll(List.of(args));
     return this;
+  }
+
+  /**
+   * Members reach each other (peer and client ports) only through relays the test can cut
+   * ({@link Links}); from the next start on. Clients of the test still use the members' own ports.
+   */
+  public DistCluster withLinks() {
+    links = new Links(size, i -> isAlive(i) ? processes[i].pid() : null,
+        (kind, i) -> kind == Links.Kind.PEER ? peerPorts[i] : clientPorts[i]);
+    return this;
+  }
+
+  /** The relays between the members ({@link #withLinks}). */
+  public Links links() {
+    return links;
   }
 
   /** Starts every member and waits until each answers /readyz. */
@@ -111,13 +127,19 @@ public final class DistCluster implements AutoCloseable {
     if (processes[i] != null && processes[i].isAlive()) {
       throw new IllegalStateException(name(i) + " is running");
     }
+    // with links, the others reach a member at its relays' ports, which it advertises
+    java.util.function.IntUnaryOperator peer = j -> links != null ? links.port(Links.Kind.PEER, j) : peerPorts[j];
     String initial = java.util.stream.IntStream.range(0, size)
-        .mapToObj(j -> name(j) + "=http://127.0.0.1:" + peerPorts[j]).collect(Collectors.joining(","));
+        .mapToObj(j -> name(j) + "=http://127.0.0.1:" + peer.applyAsInt(j)).collect(Collectors.joining(","));
     List<String> cmd = new ArrayList<>(List.of(bin().toString(), "kvstore", "--name", name(i), "--data-dir", dataDir(i).toString(),
         "--listen-client-urls", "http://127.0.0.1:" + clientPorts[i],
         "--listen-peer-urls", "http://127.0.0.1:" + peerPorts[i],
         "--listen-metrics-urls", "http://127.0.0.1:" + metricsPorts[i],
         "--initial-cluster", initial, "--initial-cluster-state", "new"));
+    if (links != null) {
+      cmd.addAll(List.of("--initial-advertise-peer-urls", "http://127.0.0.1:" + peer.applyAsInt(i),
+          "--advertise-client-urls", "http://127.0.0.1:" + links.port(Links.Kind.CLIENT, i)));
+    }
     cmd.addAll(extraArgs);
     try {
       ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
@@ -244,6 +266,9 @@ public final class DistCluster implements AutoCloseable {
   @Override
   public void close() {
     killAll();
+    if (links != null) {
+      links.close();
+    }
     try {
       Runtime.getRuntime().removeShutdownHook(hook);
     } catch (IllegalStateException ignored) {
