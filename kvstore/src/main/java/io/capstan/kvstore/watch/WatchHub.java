@@ -66,17 +66,17 @@ public final class WatchHub implements Consumer<MvccStore.Committed> {
   /** Called on the apply thread after each committed revision. */
   @Override
   public synchronized void accept(MvccStore.Committed committed) {
-    Set<Watcher> targets = new HashSet<>();
+    // No set of targets is built: a watcher is in one key's set or in the ranged set, a revision
+    // changes each key at most once, and a watcher takes a revision only once anyway.
     for (Change c : committed.changes()) {
       Set<Watcher> exact = byKey.get(c.kv().getKey());
       if (exact != null) {
-        targets.addAll(exact);
+        for (Watcher w : exact) {
+          w.deliver(committed);
+        }
       }
     }
-    if (!ranged.isEmpty()) {
-      targets.addAll(ranged);
-    }
-    for (Watcher w : targets) {
+    for (Watcher w : ranged) {
       w.deliver(committed);
     }
     publishedRevision = committed.revision();
