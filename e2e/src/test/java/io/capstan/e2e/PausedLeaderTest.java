@@ -12,6 +12,7 @@ import io.etcd.jetcd.api.LeaseKeepAliveRequest;
 import io.etcd.jetcd.api.LeaseKeepAliveResponse;
 import io.etcd.jetcd.api.LeaseRevokeRequest;
 import io.etcd.jetcd.api.LeaseTimeToLiveRequest;
+import io.etcd.jetcd.api.LeaseTimeToLiveResponse;
 import io.etcd.jetcd.api.PutRequest;
 import io.etcd.jetcd.api.PutResponse;
 import io.etcd.jetcd.api.RangeRequest;
@@ -141,6 +142,7 @@ class PausedLeaderTest {
         try (KeepAlive keeper = new KeepAlive(ch.get(via), lease)) {
           await("a first keep-alive").atMost(Duration.ofSeconds(10)).until(() -> keeper.renewals() > 0);
           long pausedAt = System.nanoTime();
+          List<CompletableFuture<LeaseTimeToLiveResponse>> ttls = new ArrayList<>();
           c.pause(old);
           try {
             ch.leaderIndexOtherThan(old);
@@ -151,10 +153,28 @@ class PausedLeaderTest {
                 .pollInterval(Duration.ofMillis(100))
                 .until(() -> System.nanoTime() - pausedAt > TimeUnit.SECONDS.toNanos(LEASE_TTL_SECONDS + 1)
                     && keeper.renewals() > renewed);
+            // asked of the paused member while its clock is behind: when it runs again it still
+            // believes it leads, and its lease clock says the lease ran out
+            for (int i = 0; i < QUEUED_READS; i++) {
+              ttls.add(ttlAsync(ch.get(old), lease));
+            }
           } finally {
             c.resume(old);
           }
           long resumedAt = System.nanoTime();
+          while (System.nanoTime() - resumedAt < TimeUnit.MILLISECONDS.toNanos(200)) {
+            ttls.add(ttlAsync(ch.get(old), lease));
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+          }
+          int ttlsAnswered = 0;
+          for (CompletableFuture<LeaseTimeToLiveResponse> ttl : ttls) {
+            LeaseTimeToLiveResponse r = outcome(ttl);
+            if (r != null) {
+              ttlsAnswered++;
+              assertThat(r.getTTL()).as("round %d: a TimeToLive %s answered after it resumed, for the lease the next leader kept alive",
+                  round, c.name(old)).isPositive();
+            }
+          }
           // two TTLs of keep-alives after it resumed: the lease and its key must be there throughout
           await("two TTLs after " + c.name(old) + " resumed").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200))
               .until(() -> {
@@ -168,8 +188,9 @@ class PausedLeaderTest {
               c.name(old), leaseLog(c)).isPositive();
           assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
           System.out.printf("paused leader, lease round %d: %s paused %d ms, the lease outlived it (%d keep-alives; "
+              + "%d of %d TimeToLive asked of it answered, all positive; "
               + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far)%n", round, c.name(old),
-              (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), c.logLines(old, "leases expired").size(),
+              (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
               c.metric(via, "kvstore_lease_stale_expiries"), c.name(via));
         }
         LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
@@ -276,6 +297,13 @@ class PausedLeaderTest {
   private static CompletableFuture<RangeResponse> getAsync(ManagedChannel ch, ByteString key) {
     CompletableFuture<RangeResponse> out = new CompletableFuture<>();
     KVGrpc.newStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS).range(RangeRequest.newBuilder().setKey(key).build(), observer(out));
+    return out;
+  }
+
+  private static CompletableFuture<LeaseTimeToLiveResponse> ttlAsync(ManagedChannel ch, long lease) {
+    CompletableFuture<LeaseTimeToLiveResponse> out = new CompletableFuture<>();
+    LeaseGrpc.newStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS)
+        .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(lease).build(), observer(out));
     return out;
   }
 
