@@ -125,10 +125,7 @@ final class Links implements AutoCloseable {
         return; // closed
       }
       sockets.add(in);
-      int from = memberOf(in.getPort(), listener.getLocalPort());
-      if (from < 0) {
-        unidentified.incrementAndGet();
-      }
+      int from = identify(in.getPort(), listener.getLocalPort());
       Socket out = new Socket();
       sockets.add(out);
       try {
@@ -167,6 +164,26 @@ final class Links implements AutoCloseable {
   }
 
   /**
+   * {@link #memberOf}, asked again for up to a second while it finds nobody (the long chaos run
+   * once had one connection in ~40 rounds that a single look did not place); -1 and a line on
+   * stdout if it never does.
+   */
+  private int identify(int port, int listenerPort) {
+    for (int attempt = 0; attempt < 50 && !closed; attempt++) {
+      int member = memberOf(port, listenerPort);
+      if (member >= 0) {
+        return member;
+      }
+      java.util.concurrent.locks.LockSupport.parkNanos(java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(20));
+    }
+    unidentified.incrementAndGet();
+    String inode = socketInode(port, listenerPort);
+    System.out.printf("links: no member holds the connection from port %d to relay port %d (inode %s; in this JVM: %s)%n",
+        port, listenerPort, inode, inode != null && holds(ProcessHandle.current().pid(), "socket:[" + inode + "]"));
+    return -1;
+  }
+
+  /**
    * The member whose process holds the socket connected from local port {@code port} to {@code
    * listenerPort}, or -1.
    */
@@ -178,24 +195,29 @@ final class Links implements AutoCloseable {
     String link = "socket:[" + inode + "]";
     for (int i = 0; i < size; i++) {
       Long pid = pidOf.apply(i);
-      if (pid == null) {
-        continue;
-      }
-      try (DirectoryStream<Path> fds = Files.newDirectoryStream(Paths.get("/proc", pid.toString(), "fd"))) {
-        for (Path fd : fds) {
-          try {
-            if (link.equals(Files.readSymbolicLink(fd).toString())) {
-              return i;
-            }
-          } catch (IOException closedMeanwhile) {
-            // an fd closed while we looked: not ours
-          }
-        }
-      } catch (IOException gone) {
-        // the process exited
+      if (pid != null && holds(pid, link)) {
+        return i;
       }
     }
     return -1;
+  }
+
+  /** Whether process {@code pid} has an open file that is {@code link} ({@code socket:[inode]}). */
+  private static boolean holds(long pid, String link) {
+    try (DirectoryStream<Path> fds = Files.newDirectoryStream(Paths.get("/proc", Long.toString(pid), "fd"))) {
+      for (Path fd : fds) {
+        try {
+          if (link.equals(Files.readSymbolicLink(fd).toString())) {
+            return true;
+          }
+        } catch (IOException closedMeanwhile) {
+          // an fd closed while we looked: not this one
+        }
+      }
+    } catch (IOException gone) {
+      // the process exited
+    }
+    return false;
   }
 
   /** The inode of the socket bound to local port {@code port} and connected to remote port {@code remotePort}. */
