@@ -85,7 +85,7 @@ class ChaosTest {
   private static final int WRITERS = Integer.getInteger("capstan.chaos.writers", 4);
   /** Acknowledged writes before each kill, and again while the killed member is down. */
   private static final int WRITES_PER_PHASE = Integer.getInteger("capstan.chaos.writes-per-phase", 300);
-  /** Cuts of the network in the partition test, one kind after the other ({@link #CUTS}). */
+  /** Cuts of the network in the partition test, one kind after the other ({@link Cut}). */
   private static final int PARTITION_ROUNDS = Integer.getInteger("capstan.chaos.partition-rounds", 5);
   private static final Duration RPC_DEADLINE = Duration.ofSeconds(5);
   private static final String PREFIX = "chaos/";
@@ -127,56 +127,70 @@ class ChaosTest {
     }
   }
 
-  /** The first three depose the leader (a leader other than it must be found during the cut). */
-  private static final String[] CUTS = {"leader isolated", "leader deaf", "leader mute", "leader and a follower split",
-      "follower isolated"};
+  /** The cuts of the partition test, in the order it makes them. */
+  enum Cut {
+    LEADER_ISOLATED("leader isolated", true),
+    LEADER_DEAF("leader deaf", true),
+    LEADER_MUTE("leader mute", true),
+    LEADER_AND_FOLLOWER_SPLIT("leader and a follower split", false),
+    FOLLOWER_ISOLATED("follower isolated", false);
+
+    final String description;
+    /** A leader other than the one at the cut must take over while it lasts. */
+    final boolean deposesLeader;
+
+    Cut(String description, boolean deposesLeader) {
+      this.description = description;
+      this.deposesLeader = deposesLeader;
+    }
+
+    /** Makes this cut, with {@code leader} the current leader and {@code follower} another member. */
+    void apply(Links links, int members, int leader, int follower) {
+      switch (this) {
+        case LEADER_ISOLATED -> links.isolate(leader);
+        case FOLLOWER_ISOLATED -> links.isolate(follower);
+        case LEADER_AND_FOLLOWER_SPLIT -> {
+          links.cut(leader, follower);
+          links.cut(follower, leader);
+        }
+        case LEADER_DEAF, LEADER_MUTE -> {
+          for (int j = 0; j < members; j++) {
+            if (j != leader) {
+              if (this == LEADER_DEAF) {
+                links.cut(j, leader);
+              } else {
+                links.cut(leader, j);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
 
   private static void partitions(DistCluster c, MemberChannels channels, AtomicLong acked, Leases leases) {
     Links links = c.links();
     for (int round = 0; round < PARTITION_ROUNDS; round++) {
       awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes before cut " + round);
       int leader = channels.leaderIndex();
-      int other = (leader + 1) % c.size();
       if (round == 0) {
         leases.grantDropped(); // so that it expires during the cuts
       }
-      String cut = CUTS[round % CUTS.length];
-      switch (cut) {
-        case "leader isolated" -> links.isolate(leader);
-        case "leader deaf" -> {
-          for (int j = 0; j < c.size(); j++) {
-            if (j != leader) {
-              links.cut(j, leader);
-            }
-          }
-        }
-        case "leader mute" -> {
-          for (int j = 0; j < c.size(); j++) {
-            if (j != leader) {
-              links.cut(leader, j);
-            }
-          }
-        }
-        case "leader and a follower split" -> {
-          links.cut(leader, other);
-          links.cut(other, leader);
-        }
-        case "follower isolated" -> links.isolate(other);
-        default -> throw new IllegalStateException(cut);
-      }
+      Cut cut = Cut.values()[round % Cut.values().length];
+      cut.apply(links, c.size(), leader, (leader + 1) % c.size());
       long atCut = acked.get();
       long cutAt = System.nanoTime();
       try {
         // each writer may have had one write in flight that committed before the cut
-        awaitAcks(acked, atCut + WRITERS + 1, "writes after the cut: " + cut + " (leader " + c.name(leader) + ")");
+        awaitAcks(acked, atCut + WRITERS + 1, "writes after the cut: " + cut.description + " (leader " + c.name(leader) + ")");
         long resumedMs = (System.nanoTime() - cutAt) / 1_000_000;
-        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes during the cut: " + cut);
+        awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes during the cut: " + cut.description);
         System.out.printf("partition round %d: %s (leader was %s), writes went on after %d ms; leader now %s%n",
-            round, cut, c.name(leader), resumedMs, c.name(channels.leaderIndexOtherThan(round % CUTS.length < 3 ? leader : -1)));
+            round, cut.description, c.name(leader), resumedMs, c.name(channels.leaderIndexOtherThan(cut.deposesLeader ? leader : -1)));
       } finally {
         links.heal();
       }
-      awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after mending the cut: " + cut);
+      awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after mending the cut: " + cut.description);
     }
   }
 
