@@ -125,21 +125,29 @@ final class Links implements AutoCloseable {
         return; // closed
       }
       sockets.add(in);
-      int from = identify(in.getPort(), listener.getLocalPort());
-      Socket out = new Socket();
-      sockets.add(out);
-      try {
-        out.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), targetPort), 5_000);
-      } catch (IOException e) {
-        // the member is down: so is the relayed connection, as it would be without the relay
-        closeQuietly(in);
-        closeQuietly(out);
-        continue;
-      }
-      String name = "links-" + from + "-" + to + "-" + in.getPort();
-      start(name + "-up", () -> pump(in, out, from, to));
-      start(name + "-down", () -> pump(out, in, to, from));
+      // placing the connection may take a while: not on the thread that accepts the next one
+      start("links-open-" + to + "-" + in.getPort(), () -> relay(in, listener.getLocalPort(), to, targetPort));
     }
+  }
+
+  /** Finds who opened {@code in}, connects to the member's real port and pumps both ways. */
+  private void relay(Socket in, int listenerPort, int to, int targetPort) {
+    int from = identify(in.getPort(), listenerPort);
+    Socket out = new Socket();
+    sockets.add(out);
+    try {
+      out.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), targetPort), 5_000);
+    } catch (IOException e) {
+      // the member is down: so is the relayed connection, as it would be without the relay
+      closeQuietly(in);
+      closeQuietly(out);
+      sockets.remove(in);
+      sockets.remove(out);
+      return;
+    }
+    String name = "links-" + from + "-" + to + "-" + in.getPort();
+    start(name + "-up", () -> pump(in, out, from, to));
+    start(name + "-down", () -> pump(out, in, to, from));
   }
 
   /** Copies {@code src} to {@code dst}, holding each chunk while bytes from {@code from} to {@code to} are cut. */

@@ -71,18 +71,8 @@ class PausedLeaderTest {
           int next = ch.leaderIndexOtherThan(old);
           long written = put(ch.get(next), KEY, after).getHeader().getRevision();
           // sent after the newer write was acknowledged: linearizability allows only that value
-          List<CompletableFuture<RangeResponse>> reads = new ArrayList<>();
-          for (int i = 0; i < QUEUED_READS; i++) {
-            reads.add(getAsync(ch.get(old), KEY));
-          }
-          c.resume(old);
+          List<CompletableFuture<RangeResponse>> reads = queuedThenResumed(c, old, () -> getAsync(ch.get(old), KEY));
           resumed = true;
-          // and more over its first 200 ms back, while it learns that it was deposed
-          long resumedAt = System.nanoTime();
-          while (System.nanoTime() - resumedAt < TimeUnit.MILLISECONDS.toNanos(200)) {
-            reads.add(getAsync(ch.get(old), KEY));
-            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
-          }
 
           int answered = 0;
           for (CompletableFuture<RangeResponse> read : reads) {
@@ -142,7 +132,8 @@ class PausedLeaderTest {
         try (KeepAlive keeper = new KeepAlive(ch.get(via), lease)) {
           await("a first keep-alive").atMost(Duration.ofSeconds(10)).until(() -> keeper.renewals() > 0);
           long pausedAt = System.nanoTime();
-          List<CompletableFuture<LeaseTimeToLiveResponse>> ttls = new ArrayList<>();
+          List<CompletableFuture<LeaseTimeToLiveResponse>> ttls;
+          boolean resumed = false;
           c.pause(old);
           try {
             ch.leaderIndexOtherThan(old);
@@ -155,17 +146,14 @@ class PausedLeaderTest {
                     && keeper.renewals() > renewed);
             // asked of the paused member while its clock is behind: when it runs again it still
             // believes it leads, and its lease clock says the lease ran out
-            for (int i = 0; i < QUEUED_READS; i++) {
-              ttls.add(ttlAsync(ch.get(old), lease));
-            }
+            ttls = queuedThenResumed(c, old, () -> ttlAsync(ch.get(old), lease));
+            resumed = true;
           } finally {
-            c.resume(old);
+            if (!resumed) {
+              c.resume(old);
+            }
           }
           long resumedAt = System.nanoTime();
-          while (System.nanoTime() - resumedAt < TimeUnit.MILLISECONDS.toNanos(200)) {
-            ttls.add(ttlAsync(ch.get(old), lease));
-            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
-          }
           int ttlsAnswered = 0;
           for (CompletableFuture<LeaseTimeToLiveResponse> ttl : ttls) {
             LeaseTimeToLiveResponse r = outcome(ttl);
@@ -187,7 +175,7 @@ class PausedLeaderTest {
           assertThat(ttl).as("round %d: the lease kept alive through the next leader, after %s resumed (%s)", round,
               c.name(old), leaseLog(c)).isPositive();
           assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
-          System.out.printf("paused leader, lease round %d: %s paused %d ms, the lease outlived it (%d keep-alives; "
+          System.out.printf("paused leader, lease round %d: %s paused (and 200 ms back) %d ms, the lease outlived it (%d keep-alives; "
               + "%d of %d TimeToLive asked of it answered, all positive; "
               + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far)%n", round, c.name(old),
               (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
@@ -298,6 +286,26 @@ class PausedLeaderTest {
     CompletableFuture<RangeResponse> out = new CompletableFuture<>();
     KVGrpc.newStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS).range(RangeRequest.newBuilder().setKey(key).build(), observer(out));
     return out;
+  }
+
+  /**
+   * Sends {@value #QUEUED_READS} requests to the paused {@code member} (they wait in its socket
+   * and are the first thing it handles when it runs again), resumes it, and sends more over its
+   * first 200 ms back, while it learns that it was deposed; returns them all.
+   */
+  private static <T> List<CompletableFuture<T>> queuedThenResumed(DistCluster c, int member,
+      java.util.function.Supplier<CompletableFuture<T>> request) {
+    List<CompletableFuture<T>> sent = new ArrayList<>();
+    for (int i = 0; i < QUEUED_READS; i++) {
+      sent.add(request.get());
+    }
+    c.resume(member);
+    long resumedAt = System.nanoTime();
+    while (System.nanoTime() - resumedAt < TimeUnit.MILLISECONDS.toNanos(200)) {
+      sent.add(request.get());
+      java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
+    }
+    return sent;
   }
 
   private static CompletableFuture<LeaseTimeToLiveResponse> ttlAsync(ManagedChannel ch, long lease) {
