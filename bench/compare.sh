@@ -104,6 +104,10 @@ run_suite() {
   R[$label,rangel]="$(bench range --endpoints "$follower" --conns 1 --clients 1 --total $range_total --consistency l | tee -a /dev/stderr)"
   R[$label,range64]="$(bench range --endpoints "$eps" --clients 64 --total $((range_total * 4)) --consistency l | tee -a /dev/stderr)"
   R[$label,watch]="$(bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $watch_puts --rate 50 | tee -a /dev/stderr)"
+  # The watch row's two parts: a put's own path at 50/s (commit, apply) and a delivery with
+  # almost no fan-out (10 watchers on the member the puts go to).
+  R[$label,put50]="$(bench put --endpoints "$lead" --conns 1 --clients 1 --total $((watch_puts / 2)) --warmup 50 --rate 50 | tee -a /dev/stderr)"
+  R[$label,watch10]="$(bench watch-latency --endpoints "$lead" --watchers 10 --streams 1 --puts $watch_puts --rate 50 | tee -a /dev/stderr)"
 
   # failover: serial writes for 15 s; SIGKILL the leader after 5 s
   bench failover --endpoints "$eps" --duration 15 > "$work/failover-$label.txt" 2>&1 &
@@ -157,6 +161,8 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 | serial linearizable get through a follower: p50 / p99 | $(pct "${R[capstan,rangel]}" p50) / $(pct "${R[capstan,rangel]}" p99) | $(pct "${R[etcd,rangel]}" p50) / $(pct "${R[etcd,rangel]}" p99) |
 | linearizable get, 64 in flight: ops/s | $(ops "${R[capstan,range64]}") | $(ops "${R[etcd,range64]}") |
 | watch delivery to 1000 watchers: p50 / p99 | $(pct "${R[capstan,watch]}" p50) / $(pct "${R[capstan,watch]}" p99) | $(pct "${R[etcd,watch]}" p50) / $(pct "${R[etcd,watch]}" p99) |
+| put through the leader at 50/s, one at a time: p50 / p99 | $(pct "${R[capstan,put50]}" p50) / $(pct "${R[capstan,put50]}" p99) | $(pct "${R[etcd,put50]}" p50) / $(pct "${R[etcd,put50]}" p99) |
+| watch delivery to 10 watchers on the leader, puts through it at 50/s: p50 / p99 | $(pct "${R[capstan,watch10]}" p50) / $(pct "${R[capstan,watch10]}" p99) | $(pct "${R[etcd,watch10]}" p50) / $(pct "${R[etcd,watch10]}" p99) |
 | fill ${fill_total} keys x 256 B (fresh cluster, no warm-up), 64 in flight: ops/s | $(ops "${R[capstan,fill]}") | $(ops "${R[etcd,fill]}") |
 | RSS per member, idle (MB) | ${R[capstan,rss_idle]} | ${R[etcd,rss_idle]} |
 | RSS per member after ${fill_total} puts over ${fill_total} keys of 256 B (MB) | ${R[capstan,rss_full]} | ${R[etcd,rss_full]} |
