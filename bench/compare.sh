@@ -144,6 +144,7 @@ run_suite etcd 24790
 # Pick figures out of the result lines.
 ops() { sed -E 's/.*: ([0-9]+) ops\/s.*/\1/' <<< "$1"; }
 pct() { sed -E "s/.* $2=([0-9.]+ms).*/\\1/" <<< "$1"; }
+lat() { echo "$(pct "$1" p50) / $(pct "$1" p99)"; }
 gap() { sed -E 's/.*writes=([0-9.]+ms).*/\1/' <<< "$1"; }
 
 cat <<TABLE
@@ -154,15 +155,15 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 |---|---|---|
 | put, 64 in flight: ops/s | $(ops "${R[capstan,put64]}") | $(ops "${R[etcd,put64]}") |
 | put, 64 in flight: CPU of the 3 members a put (µs) | ${R[capstan,cpu64]} | ${R[etcd,cpu64]} |
-| put, 64 in flight: p50 / p99 | $(pct "${R[capstan,put64]}" p50) / $(pct "${R[capstan,put64]}" p99) | $(pct "${R[etcd,put64]}" p50) / $(pct "${R[etcd,put64]}" p99) |
+| put, 64 in flight: p50 / p99 | $(lat "${R[capstan,put64]}") | $(lat "${R[etcd,put64]}") |
 | serial put through a follower: ops/s | $(ops "${R[capstan,put1]}") | $(ops "${R[etcd,put1]}") |
-| serial put through a follower: p50 / p99 | $(pct "${R[capstan,put1]}" p50) / $(pct "${R[capstan,put1]}" p99) | $(pct "${R[etcd,put1]}" p50) / $(pct "${R[etcd,put1]}" p99) |
+| serial put through a follower: p50 / p99 | $(lat "${R[capstan,put1]}") | $(lat "${R[etcd,put1]}") |
 | serial linearizable get through a follower: ops/s | $(ops "${R[capstan,rangel]}") | $(ops "${R[etcd,rangel]}") |
-| serial linearizable get through a follower: p50 / p99 | $(pct "${R[capstan,rangel]}" p50) / $(pct "${R[capstan,rangel]}" p99) | $(pct "${R[etcd,rangel]}" p50) / $(pct "${R[etcd,rangel]}" p99) |
+| serial linearizable get through a follower: p50 / p99 | $(lat "${R[capstan,rangel]}") | $(lat "${R[etcd,rangel]}") |
 | linearizable get, 64 in flight: ops/s | $(ops "${R[capstan,range64]}") | $(ops "${R[etcd,range64]}") |
-| watch delivery to 1000 watchers: p50 / p99 | $(pct "${R[capstan,watch]}" p50) / $(pct "${R[capstan,watch]}" p99) | $(pct "${R[etcd,watch]}" p50) / $(pct "${R[etcd,watch]}" p99) |
-| put through the leader at 50/s, one at a time: p50 / p99 | $(pct "${R[capstan,put50]}" p50) / $(pct "${R[capstan,put50]}" p99) | $(pct "${R[etcd,put50]}" p50) / $(pct "${R[etcd,put50]}" p99) |
-| watch delivery to 10 watchers on the leader, puts through it at 50/s: p50 / p99 | $(pct "${R[capstan,watch10]}" p50) / $(pct "${R[capstan,watch10]}" p99) | $(pct "${R[etcd,watch10]}" p50) / $(pct "${R[etcd,watch10]}" p99) |
+| watch delivery to 1000 watchers: p50 / p99 | $(lat "${R[capstan,watch]}") | $(lat "${R[etcd,watch]}") |
+| put through the leader at 50/s, one at a time: p50 / p99 | $(lat "${R[capstan,put50]}") | $(lat "${R[etcd,put50]}") |
+| watch delivery to 10 watchers on the leader, puts through it at 50/s: p50 / p99 | $(lat "${R[capstan,watch10]}") | $(lat "${R[etcd,watch10]}") |
 | fill ${fill_total} keys x 256 B (fresh cluster, no warm-up), 64 in flight: ops/s | $(ops "${R[capstan,fill]}") | $(ops "${R[etcd,fill]}") |
 | RSS per member, idle (MB) | ${R[capstan,rss_idle]} | ${R[etcd,rss_idle]} |
 | RSS per member after ${fill_total} puts over ${fill_total} keys of 256 B (MB) | ${R[capstan,rss_full]} | ${R[etcd,rss_full]} |
