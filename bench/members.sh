@@ -28,10 +28,15 @@ warm_up() {
 }
 
 # start_members "<JVM options>" [members, default 3]: starts them, returns once one of them leads.
-# Options that begin with java=<path> run the members on that java binary (the benchmark client
-# stays on the default one), e.g. "java=/usr/lib/jvm/temurin-25-jdk-amd64/bin/java -Xlog:gc".
+# Options may begin with dist=<dir> (run the members from that copy of deploy/target/capstan, to
+# compare two builds: the benchmark client stays on this one) and then java=<path> (run them on
+# that java binary), e.g. "dist=/tmp/capstan-old java=/usr/lib/jvm/temurin-25-jdk-amd64/bin/java -Xlog:gc".
 start_members() {
-  local opts=$1 n=${2:-3} initial="" i java_bin=${JAVA:-java}
+  local opts=$1 n=${2:-3} initial="" i java_bin=${JAVA:-java} member_bin=$capstan
+  if [[ $opts == dist=* ]]; then
+    member_bin=${opts%% *}; member_bin=${member_bin#dist=}/bin/capstan
+    [[ $opts == *" "* ]] && opts=${opts#* } || opts=""
+  fi
   if [[ $opts == java=* ]]; then
     java_bin=${opts%% *}; java_bin=${java_bin#java=}
     [[ $opts == *" "* ]] && opts=${opts#* } || opts=""
@@ -40,7 +45,7 @@ start_members() {
   eps=""
   for i in $(seq 0 $((n - 1))); do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
   for i in $(seq 0 $((n - 1))); do
-    JAVA="$java_bin" CAPSTAN_JAVA_OPTS="$opts" "$capstan" kvstore --name "m$i" --data-dir "$work/m$i" \
+    JAVA="$java_bin" CAPSTAN_JAVA_OPTS="$opts" "$member_bin" kvstore --name "m$i" --data-dir "$work/m$i" \
       --listen-client-urls "http://127.0.0.1:$((base + i))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
       --listen-metrics-urls "http://127.0.0.1:$((base + 20 + i))" \

@@ -10,12 +10,14 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.ratis.conf.Parameters;
 import org.apache.ratis.grpc.GrpcFactory;
+import org.apache.ratis.netty.NettyFactory;
 import org.apache.ratis.protocol.RaftGroupMemberId;
 import org.apache.ratis.protocol.RaftPeerId;
 import org.apache.ratis.rpc.RpcFactory;
 import org.apache.ratis.rpc.RpcType;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.leader.FollowerInfo;
+import org.apache.ratis.server.leader.GapSafeDefaultLogAppender;
 import org.apache.ratis.server.leader.LeaderState;
 import org.apache.ratis.server.leader.LogAppender;
 import org.slf4j.Logger;
@@ -32,9 +34,10 @@ import org.slf4j.LoggerFactory;
  * that off and instead, each time the leader applies an entry, sends the new commit index to each
  * follower that would not otherwise hear of it soon, with a heartbeat ({@link #signal}).
  *
- * <p>It hooks in as Ratis' RPC type: the gRPC transport unchanged, except that the log appenders it
- * creates are remembered per member (several members share a JVM in tests), so that {@link
- * #signal} can reach those of the member's current leadership, and are {@link GapSafeLogAppender}s.
+ * <p>It hooks in as Ratis' RPC type: the gRPC (or Netty) transport unchanged, except that the log
+ * appenders it creates are remembered per member (several members share a JVM in tests), so that
+ * {@link #signal} can reach those of the member's current leadership, and are {@link
+ * GapSafeLogAppender}s (or, on Netty, {@code GapSafeDefaultLogAppender}s).
  */
 public final class CommitBroadcast implements RpcType {
   private static final Logger LOG = LoggerFactory.getLogger(CommitBroadcast.class);
@@ -54,19 +57,32 @@ public final class CommitBroadcast implements RpcType {
     return CommitBroadcast.class.getName();
   }
 
+  /**
+   * Ratis' peer transport: its gRPC one, or with {@code -Dcapstan.raft.transport=netty} (experimental,
+   * not yet the default: README, performance) ratis-netty, whose appender sends one request at a
+   * time and whose server answers on its event loop.
+   */
+  static final boolean NETTY = "netty".equals(System.getProperty("capstan.raft.transport"));
+
   @Override
   public RpcFactory newFactory(Parameters parameters) {
+    if (NETTY) {
+      return new NettyFactory(parameters) {
+        @Override
+        public LogAppender newLogAppender(RaftServer.Division server, LeaderState state, FollowerInfo follower) {
+          return register(server.getMemberId(), state, new GapSafeDefaultLogAppender(server, state, follower));
+        }
+      };
+    }
     return new GrpcFactory(parameters) {
       @Override
       public LogAppender newLogAppender(RaftServer.Division server, LeaderState state, FollowerInfo follower) {
-        LogAppender appender = new GapSafeLogAppender(server, state, follower);
-        register(server.getMemberId(), state, appender);
-        return appender;
+        return register(server.getMemberId(), state, new GapSafeLogAppender(server, state, follower));
       }
     };
   }
 
-  private static void register(RaftGroupMemberId member, LeaderState leadership, LogAppender appender) {
+  private static LogAppender register(RaftGroupMemberId member, LeaderState leadership, LogAppender appender) {
     APPENDERS.compute(member, (m, current) -> {
       List<LogAppender> list = new ArrayList<>();
       if (current != null && current.leadership() == leadership) {
@@ -76,6 +92,7 @@ public final class CommitBroadcast implements RpcType {
       list.add(appender);
       return new Appenders(leadership, List.copyOf(list));
     });
+    return appender;
   }
 
   /**
@@ -130,7 +147,7 @@ public final class CommitBroadcast implements RpcType {
       return 0;
     }
     for (LogAppender a : appenders.list()) {
-      if (!a.isRunning() || !(a instanceof GapSafeLogAppender appender)) {
+      if (!a.isRunning() || !(a instanceof FollowerSilence appender)) {
         continue;
       }
       FollowerInfo f = a.getFollower();

@@ -41,6 +41,8 @@ import org.apache.ratis.conf.Parameters;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
 import org.apache.ratis.grpc.GrpcFactory;
+import org.apache.ratis.netty.NettyConfigKeys;
+import org.apache.ratis.netty.NettyFactory;
 import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
 import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.Message;
@@ -182,7 +184,9 @@ public final class RaftNode implements AutoCloseable {
     RaftClient client = RaftClient.newBuilder()
         .setRaftGroup(group)
         .setProperties(props)
-        .setClientRpc(new GrpcFactory(new Parameters()).newRaftClientRpc(ClientId.randomId(), props))
+        .setClientRpc(CommitBroadcast.NETTY
+            ? new NettyFactory(new Parameters()).newRaftClientRpc(ClientId.randomId(), props)
+            : new GrpcFactory(new Parameters()).newRaftClientRpc(ClientId.randomId(), props))
         .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(
             (int) (config.requestTimeout().toMillis() / 100), TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
         .build();
@@ -219,6 +223,8 @@ public final class RaftNode implements AutoCloseable {
     RaftServerConfigKeys.setStorageDir(p, List.of(config.dataDir().resolve("raft").toFile()));
     GrpcConfigKeys.Server.setHost(p, config.listenPeerUrl().host());
     GrpcConfigKeys.Server.setPort(p, config.listenPeerUrl().port());
+    NettyConfigKeys.Server.setHost(p, config.listenPeerUrl().host());
+    NettyConfigKeys.Server.setPort(p, config.listenPeerUrl().port());
     GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf("32MB"));
     long election = config.electionTimeout().toMillis();
     RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(election / 2, TimeUnit.MILLISECONDS));

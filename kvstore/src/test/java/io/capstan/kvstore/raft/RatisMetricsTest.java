@@ -34,9 +34,10 @@ class RatisMetricsTest {
         assertThat(timer(fm, "ratis_log_worker_flushtime").getCount()).isGreaterThanOrEqualTo(1);
         assertThat(lm.getMetrics().keySet()).anyMatch(n -> n.startsWith("ratis_grpc_log_appender_") && n.endsWith("_latency"));
       });
-      // The follower took no client writes and the leader was sent no entries: a member that
-      // showed another's Ratis metrics would fail here.
-      assertThat(timer(fm, "ratis_server_clientwriterequest").getCount()).isZero();
+      // The follower took none of the 20 client writes (at most the members' own attribute
+      // entries, which Ratis' client may send it first and it refuses as not the leader) and the
+      // leader was sent no entries: a member that showed another's Ratis metrics would fail here.
+      assertThat(timer(fm, "ratis_server_clientwriterequest").getCount()).isLessThan(20);
       Metric leaderAppends = lm.getMetrics().get("ratis_server_follower_append_entry_latency");
       assertThat(leaderAppends == null ? 0 : ((Timer) leaderAppends).getCount()).isZero();
       assertThat(timer(lm, "ratis_log_worker_flushtime").getSnapshot().getMedian()).isPositive();
