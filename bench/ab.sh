@@ -9,7 +9,9 @@
 #   mvn -B -q package -DskipTests && bench/ab.sh "<options A>" "<options B>" [rounds]
 #   e.g. bench/ab.sh "" "-Draft.server.log.log-metadata.enabled=true" 2
 #
-# Options go to CAPSTAN_JAVA_OPTS (JVM flags, -Dcapstan.* and -Draft.* settings).
+# Options go to CAPSTAN_JAVA_OPTS (JVM flags, -Dcapstan.* and -Draft.* settings); a leading
+# dist=<dir> runs that side's members from a copy of deploy/target/capstan, to compare two builds
+# (e.g. cp -r deploy/target/capstan /tmp/old, rebuild, bench/ab.sh "dist=/tmp/old" "" 2).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
