@@ -64,6 +64,11 @@ public final class CommitBroadcast implements RpcType {
    */
   static final boolean NETTY = "netty".equals(System.getProperty("capstan.raft.transport"));
 
+  /** Whether this JVM's members use Ratis' Netty transport ({@link #NETTY}). */
+  public static boolean nettyTransport() {
+    return NETTY;
+  }
+
   @Override
   public RpcFactory newFactory(Parameters parameters) {
     if (NETTY) {
@@ -118,7 +123,13 @@ public final class CommitBroadcast implements RpcType {
 
   private static void push(LogAppender a, long commitIndex, ScheduledExecutorService timer, int rechecks) {
     FollowerInfo f = a.getFollower();
-    if (!a.isRunning() || f.getCommitIndex() >= commitIndex || a.hasAppendEntries()) {
+    if (!a.isRunning() || f.getCommitIndex() >= commitIndex) {
+      return;
+    }
+    // The gRPC appender moves the next index when it sends, so entries still to send are unsent
+    // and will carry the commit index. Netty's moves it on the reply: its "entries to send" may be
+    // the request in flight, built with the older commit index, so it is checked again below.
+    if (a.hasAppendEntries() && a instanceof GapSafeLogAppender) {
       return;
     }
     if (f.getMatchIndex() >= commitIndex) {

@@ -211,8 +211,9 @@ public final class RaftNode implements AutoCloseable {
         LOG.debug("follower report failed", e); // a leadership ending under it; the next run retries
       }
     }, 500, 500, TimeUnit.MILLISECONDS);
-    LOG.info("kvstore member {} (id {}) started Raft group {} with peers {} ({})", config.name(),
-        Long.toHexString(node.memberId()), group.getGroupId(), peers, recover ? "recovered" : "new");
+    LOG.info("kvstore member {} (id {}) started Raft group {} with peers {} ({}, Ratis over {})", config.name(),
+        Long.toHexString(node.memberId()), group.getGroupId(), peers, recover ? "recovered" : "new",
+        CommitBroadcast.NETTY ? "Netty" : "gRPC");
     return node;
   }
 
@@ -892,7 +893,11 @@ public final class RaftNode implements AutoCloseable {
         return submitLocal(request(msg, RaftClientRequest.readRequestType()));
       }
       // Unordered: a read-only request to an explicit server inside Ratis' ordered stream stalls
-      // the writes queued behind it on this client (seen as 6 s forwarded puts).
+      // the writes queued behind it on this client (seen as 6 s forwarded puts). Ratis' Netty
+      // client has no unordered call, but its plain send is one: a request on its own, no stream.
+      if (CommitBroadcast.NETTY) {
+        return client.getClientRpc().sendRequestAsync(request(msg, RaftClientRequest.readRequestType(), leader));
+      }
       return client.async().sendReadOnlyUnordered(msg, leader);
     }).thenApply(r -> r.getMessage().getContent().toByteArray());
   }
@@ -951,9 +956,13 @@ public final class RaftNode implements AutoCloseable {
   }
 
   private RaftClientRequest request(Message msg, RaftClientRequest.Type type) {
+    return request(msg, type, selfId);
+  }
+
+  private RaftClientRequest request(Message msg, RaftClientRequest.Type type, RaftPeerId server) {
     return RaftClientRequest.newBuilder()
         .setClientId(localClientId)
-        .setServerId(selfId)
+        .setServerId(server)
         .setGroupId(group.getGroupId())
         .setCallId(callIds.incrementAndGet())
         .setMessage(msg)
