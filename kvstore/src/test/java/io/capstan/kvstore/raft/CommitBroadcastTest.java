@@ -1,6 +1,7 @@
 package io.capstan.kvstore.raft;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
@@ -41,6 +42,14 @@ class CommitBroadcastTest {
         }
       }
     }
+  }
+
+  @Test
+  void anUnknownTransportIsRefusedByName() {
+    assertThat(CommitBroadcast.netty("netty")).isTrue();
+    assertThat(CommitBroadcast.netty("grpc")).isFalse();
+    assertThatThrownBy(() -> CommitBroadcast.netty("udp"))
+        .hasMessage("capstan.raft.transport must be netty or grpc, not \"udp\"");
   }
 
   /** The leader reports a follower that stopped answering, and reports it back once it answers. */
