@@ -34,10 +34,10 @@ import org.slf4j.LoggerFactory;
  * that off and instead, each time the leader applies an entry, sends the new commit index to each
  * follower that would not otherwise hear of it soon, with a heartbeat ({@link #signal}).
  *
- * <p>It hooks in as Ratis' RPC type: the Netty (or gRPC) transport unchanged, except that the log
+ * <p>It hooks in as Ratis' RPC type: the gRPC (or Netty) transport unchanged, except that the log
  * appenders it creates are remembered per member (several members share a JVM in tests), so that
- * {@link #signal} can reach those of the member's current leadership, and are {@code
- * GapSafeDefaultLogAppender}s (on gRPC, {@link GapSafeLogAppender}s).
+ * {@link #signal} can reach those of the member's current leadership, and are {@link
+ * GapSafeLogAppender}s (or, on Netty, {@code GapSafeDefaultLogAppender}s).
  */
 public final class CommitBroadcast implements RpcType {
   private static final Logger LOG = LoggerFactory.getLogger(CommitBroadcast.class);
@@ -58,12 +58,13 @@ public final class CommitBroadcast implements RpcType {
   }
 
   /**
-   * Ratis' peer transport: ratis-netty, whose appender sends one request at a time and whose
-   * server answers on its event loop (puts +16–26% with 64 in flight and serial puts through a
-   * follower +8–37% over gRPC in two interleaved A/B runs: README, "What changed lately"), or with
-   * {@code -Dcapstan.raft.transport=grpc} Ratis' gRPC transport, as before.
+   * Ratis' peer transport: its gRPC one, or with {@code -Dcapstan.raft.transport=netty}
+   * ratis-netty, whose appender sends one request at a time and whose server answers on its event
+   * loop (puts +16–26% with 64 in flight and serial puts through a follower +8–37% in two
+   * interleaved A/B runs), not the default: the long partition chaos run stalled on it (README,
+   * "What changed lately").
    */
-  static final boolean NETTY = netty(System.getProperty("capstan.raft.transport", "netty"));
+  static final boolean NETTY = netty(System.getProperty("capstan.raft.transport", "grpc"));
 
   static boolean netty(String transport) {
     return switch (transport) {
