@@ -303,12 +303,13 @@ class ChaosTest {
     try {
       Files.createDirectories(dir);
       for (int i = 0; i < c.size(); i++) {
+        c.dumpState(i, dir).ifPresent(t::addSuppressed);
         Path log = c.root().resolve(c.name(i) + ".log");
         if (Files.exists(log)) {
           Files.copy(log, dir.resolve(c.name(i) + ".log"), StandardCopyOption.REPLACE_EXISTING);
         }
       }
-      t.addSuppressed(new AssertionError("member logs kept in " + dir.toAbsolutePath()));
+      t.addSuppressed(new AssertionError("member logs, thread dumps and metrics kept in " + dir.toAbsolutePath()));
     } catch (IOException e) {
       t.addSuppressed(e);
     }

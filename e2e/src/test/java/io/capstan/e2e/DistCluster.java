@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -237,6 +238,39 @@ public final class DistCluster implements AutoCloseable {
       throw new UncheckedIOException(e);
     }
     throw new AssertionError(name(i) + " has no metric " + name);
+  }
+
+  /**
+   * Writes member {@code i}'s threads ({@code jcmd <pid> Thread.print}) and its {@code /metrics}
+   * text into {@code dir}, for a failed test to leave what the member was doing; does nothing for
+   * a member that is not running. Best effort: a failure here is returned, not thrown.
+   */
+  public Optional<Exception> dumpState(int i, Path dir) {
+    if (!isAlive(i)) {
+      return Optional.empty();
+    }
+    try {
+      Path jcmd = Paths.get(System.getProperty("java.home"), "bin", "jcmd");
+      Process p = new ProcessBuilder(jcmd.toString(), Long.toString(processes[i].pid()), "Thread.print")
+          .redirectErrorStream(true).redirectOutput(dir.resolve(name(i) + ".threads.txt").toFile()).start();
+      if (!p.waitFor(30, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+      }
+      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPorts[i] + "/metrics").toURL().openConnection();
+      c.setConnectTimeout(1000);
+      c.setReadTimeout(5000);
+      try (var in = c.getInputStream()) {
+        Files.write(dir.resolve(name(i) + ".metrics.txt"), in.readAllBytes());
+      } finally {
+        c.disconnect();
+      }
+      return Optional.empty();
+    } catch (IOException e) {
+      return Optional.of(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return Optional.of(e);
+    }
   }
 
   /** The lines of member {@code i}'s log that contain {@code text}. */

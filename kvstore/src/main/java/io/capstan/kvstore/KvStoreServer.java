@@ -90,6 +90,8 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_snapshots_installed", (Gauge<Long>) raft::snapshotsInstalled);
     m.register("raft_silent_followers", (Gauge<Integer>) raft::silentFollowers);
     m.register("raft_forwarded_commands_total", (Gauge<Long>) raft::forwardedCommands);
+    m.register("raft_forwarded_queries_total", (Gauge<Long>) raft::forwardedQueries);
+    m.register("raft_apply_repairs_total", (Gauge<Long>) raft::applyRepairs);
     m.register("raft_forward_received_commands_total", (Gauge<Long>) raft::forwardReceivedCommands);
     m.register("raft_forward_fallbacks_total", (Gauge<Long>) raft::forwardFallbacks);
     m.register("kvstore_lease_stale_expiries", (Gauge<Long>) raft::staleLeaseExpiries);

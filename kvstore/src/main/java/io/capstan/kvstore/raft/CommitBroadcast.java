@@ -20,6 +20,8 @@ import org.apache.ratis.server.leader.FollowerInfo;
 import org.apache.ratis.server.leader.GapSafeDefaultLogAppender;
 import org.apache.ratis.server.leader.LeaderState;
 import org.apache.ratis.server.leader.LogAppender;
+import org.apache.ratis.server.protocol.TermIndex;
+import org.apache.ratis.server.raftlog.RaftLog;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -48,6 +50,14 @@ public final class CommitBroadcast implements RpcType {
 
   /** Per member, the followers its last {@link #reportFollowers} found silent. */
   private static final Map<RaftGroupMemberId, Set<RaftPeerId>> SILENT = new ConcurrentHashMap<>();
+
+  /** Per leader member: its commit index when {@link #reportFollowers} last saw it move, and since when. */
+  private static final Map<RaftGroupMemberId, Progress> PROGRESS = new ConcurrentHashMap<>();
+
+  private record Progress(long commitIndex, long sinceNanos, boolean reported) {}
+
+  /** A leader with entries to commit that has committed nothing for this long logs its followers' state once. */
+  static final long STALL_MS = 5_000;
 
   /** Ratis creates the RPC type from this class' name (raft.rpc.type). */
   public CommitBroadcast() {}
@@ -166,6 +176,7 @@ public final class CommitBroadcast implements RpcType {
     Set<RaftPeerId> silent = SILENT.computeIfAbsent(member, m -> ConcurrentHashMap.newKeySet());
     if (appenders == null || appenders.list().stream().noneMatch(LogAppender::isRunning)) {
       silent.clear();
+      PROGRESS.remove(member);
       return 0;
     }
     for (LogAppender a : appenders.list()) {
@@ -183,12 +194,46 @@ public final class CommitBroadcast implements RpcType {
         LOG.info("follower {} answers again (match index {}, next index {})", f.getId(), f.getMatchIndex(), f.getNextIndex());
       }
     }
+    reportStall(member, appenders.list());
     return silent.size();
+  }
+
+  /**
+   * Logs one line when the leader {@code member} holds entries it has not committed for {@link
+   * #STALL_MS} (a majority should take them in milliseconds), with what it knows of each follower:
+   * what an operator, or the next engineer, needs to tell a follower that does not answer from an
+   * appender that sends nothing. One more line when commits resume.
+   */
+  private static void reportStall(RaftGroupMemberId member, List<LogAppender> appenders) {
+    RaftLog log = appenders.get(0).getRaftLog();
+    long commit = log.getLastCommittedIndex();
+    TermIndex last = log.getLastEntryTermIndex();
+    long now = System.nanoTime();
+    Progress p = PROGRESS.get(member);
+    if (p == null || p.commitIndex() != commit || last == null || last.getIndex() <= commit) {
+      if (p != null && p.reported()) {
+        LOG.info("the leader commits again (commit index {}) after {} ms", commit, (now - p.sinceNanos()) / 1_000_000);
+      }
+      PROGRESS.put(member, new Progress(commit, now, false));
+    } else if (!p.reported() && now - p.sinceNanos() > STALL_MS * 1_000_000) {
+      LOG.warn("the leader has committed nothing for {} ms (commit index {}, last entry {}); followers: {}",
+          (now - p.sinceNanos()) / 1_000_000, commit, last, appenders.stream().map(CommitBroadcast::describe).toList());
+      PROGRESS.put(member, new Progress(commit, p.sinceNanos(), true));
+    }
+  }
+
+  private static String describe(LogAppender a) {
+    FollowerInfo f = a.getFollower();
+    return f.getId() + " (" + (a.isRunning() ? "running" : "stopped") + ", next " + f.getNextIndex() + ", match "
+        + f.getMatchIndex() + ", commit " + f.getCommitIndex() + ", entries to send " + a.hasAppendEntries()
+        + ", last send " + f.getLastRpcSendTime().elapsedTimeMs() + " ms ago, last answer "
+        + f.getLastRpcResponseTime().elapsedTimeMs() + " ms ago)";
   }
 
   /** Forgets a member's appenders (the member stopped). */
   static void forget(RaftGroupMemberId member) {
     APPENDERS.remove(member);
     SILENT.remove(member);
+    PROGRESS.remove(member);
   }
 }

@@ -12,7 +12,6 @@ import io.etcd.jetcd.api.LeaseTimeToLiveResponse;
 import io.etcd.jetcd.api.ResponseHeader;
 import java.io.File;
 import java.io.IOException;
-import org.apache.ratis.util.LifeCycle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
@@ -27,11 +26,13 @@ import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.protocol.TermIndex;
 import org.apache.ratis.server.storage.FileInfo;
 import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.statemachine.SnapshotInfo;
 import org.apache.ratis.statemachine.TransactionContext;
 import org.apache.ratis.statemachine.impl.BaseStateMachine;
 import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
 import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
 import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
+import org.apache.ratis.util.LifeCycle;
 import org.apache.ratis.util.MD5FileUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -77,6 +78,11 @@ final class KvStateMachine extends BaseStateMachine {
     this.afterApply = afterApply;
   }
 
+  /** What runs after each applied entry (tests wrap it). */
+  Runnable afterApply() {
+    return afterApply;
+  }
+
   /** Ratis' own entries (a new leader's first entry, configurations) are applied here. */
   @Override
   public void notifyTermIndexUpdated(long term, long index) {
@@ -118,6 +124,11 @@ final class KvStateMachine extends BaseStateMachine {
     if (getLifeCycle().getCurrentState() == LifeCycle.State.STARTING) {
       getLifeCycle().transition(LifeCycle.State.RUNNING);
     }
+  }
+
+  /** The newest complete snapshot in this member's snapshot directory (read again from disk), or null. */
+  SnapshotInfo latestSnapshotOnDisk() {
+    return storage.loadLatestSnapshot();
   }
 
   /** How many leader snapshots this member has installed since it started. */

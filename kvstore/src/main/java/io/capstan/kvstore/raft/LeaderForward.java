@@ -7,6 +7,9 @@ import io.capstan.kvstore.proto.ForwardReply;
 import io.capstan.kvstore.proto.ForwardRequest;
 import io.capstan.kvstore.proto.LeaderCheck;
 import io.capstan.kvstore.proto.LeaderCheckReply;
+import io.capstan.kvstore.proto.LeaderQueryReply;
+import io.capstan.kvstore.proto.LeaderQueryRequest;
+import io.capstan.kvstore.proto.Query;
 import io.capstan.kvstore.proto.ReadIndexReply;
 import io.capstan.kvstore.proto.ReadIndexRequest;
 import io.capstan.kvstore.proto.RaftCommand;
@@ -69,6 +72,14 @@ final class LeaderForward implements AutoCloseable {
   /** Served by the leader: a read index it has confirmed with a majority. */
   static final MethodDescriptor<ReadIndexRequest, ReadIndexReply> READ_INDEX =
       unary("ReadIndex", ReadIndexRequest.getDefaultInstance(), ReadIndexReply.getDefaultInstance());
+  /**
+   * Served by the leader: a leader-only query (lease keep-alive, time-to-live) a follower's client
+   * asked for. Not through Ratis' client: a read-type request that reaches a member no longer
+   * leader goes down Ratis' follower-read path, which on the Netty transport fails inside that
+   * member (its server has no async protocol) and is never answered.
+   */
+  static final MethodDescriptor<LeaderQueryRequest, LeaderQueryReply> QUERY =
+      unary("Query", LeaderQueryRequest.getDefaultInstance(), LeaderQueryReply.getDefaultInstance());
 
   private static <Q extends com.google.protobuf.Message, R extends com.google.protobuf.Message> MethodDescriptor<Q, R> unary(
       String method, Q request, R reply) {
@@ -86,6 +97,8 @@ final class LeaderForward implements AutoCloseable {
   final AtomicLong forwardedCommands = new AtomicLong();
   final AtomicLong fallbacks = new AtomicLong();
   final AtomicLong receivedCommands = new AtomicLong();
+  /** Leader-only queries this member sent to the leader ({@link #QUERY}). */
+  final AtomicLong forwardedQueries = new AtomicLong();
   /** A follower's forwards, from the send to the leader's reply (or failure). */
   final Timer sends = new Timer();
   /** The leader's handling of a forward, from its arrival until its reply is ready. */
@@ -185,14 +198,7 @@ final class LeaderForward implements AutoCloseable {
         out.complete(r);
         return;
       }
-      Status s = Status.fromThrowable(t);
-      if (s.getCode() == Status.Code.UNIMPLEMENTED
-          || (s.getCode() == Status.Code.FAILED_PRECONDITION && s.getDescription() != null
-              && s.getDescription().startsWith("capstan: "))) {
-        out.completeExceptionally(new Refused(s.getDescription()));
-      } else {
-        out.completeExceptionally(t);
-      }
+      out.completeExceptionally(refusal(t));
     });
     forwardedCommands.addAndGet(request.getCommandsCount());
     return out;
@@ -207,6 +213,36 @@ final class LeaderForward implements AutoCloseable {
   CompletableFuture<Long> readIndex(String address, long clusterId, long timeoutMs) {
     return call(address, READ_INDEX, ReadIndexRequest.newBuilder().setClusterId(clusterId).build(), timeoutMs)
         .thenApply(ReadIndexReply::getIndex);
+  }
+
+  /**
+   * Asks the leader at {@code address} to run {@code query}; its answer's bytes. Fails with {@link
+   * Refused} when the receiver is not the leader, with the gRPC status otherwise (a query changes
+   * nothing: any failure may be retried).
+   */
+  CompletableFuture<byte[]> query(String address, long clusterId, Query query, long timeoutMs) {
+    forwardedQueries.incrementAndGet();
+    LeaderQueryRequest request = LeaderQueryRequest.newBuilder().setClusterId(clusterId).setQuery(query).build();
+    CompletableFuture<byte[]> out = new CompletableFuture<>();
+    call(address, QUERY, request, timeoutMs).whenComplete((r, t) -> {
+      if (t == null) {
+        out.complete(r.getAnswer().toByteArray());
+      } else {
+        out.completeExceptionally(refusal(t));
+      }
+    });
+    return out;
+  }
+
+  /** {@code t} as {@link Refused} when the receiver said it did nothing (not the leader, no such method), else as is. */
+  private static Throwable refusal(Throwable t) {
+    Status s = Status.fromThrowable(t);
+    if (s.getCode() == Status.Code.UNIMPLEMENTED
+        || (s.getCode() == Status.Code.FAILED_PRECONDITION && s.getDescription() != null
+            && s.getDescription().startsWith("capstan: "))) {
+      return new Refused(s.getDescription());
+    }
+    return t;
   }
 
   /** One unary call of this service to the member at {@code address}: its reply, or its gRPC failure. */
@@ -261,6 +297,26 @@ final class LeaderForward implements AutoCloseable {
             } else {
               observer.onNext(ReadIndexReply.newBuilder().setIndex(index).build());
               observer.onCompleted();
+            }
+          });
+        }))
+        .addMethod(QUERY, ServerCalls.asyncUnaryCall((request, observer) -> {
+          if (request.getClusterId() != node.clusterId()) {
+            observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch").asRuntimeException());
+            return;
+          }
+          if (!node.isLeader()) {
+            observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
+            return;
+          }
+          node.queryAsLeader(request.getQuery()).whenComplete((answer, e) -> {
+            if (e == null) {
+              observer.onNext(LeaderQueryReply.newBuilder().setAnswer(com.google.protobuf.ByteString.copyFrom(answer)).build());
+              observer.onCompleted();
+            } else if (unwrap(e) instanceof org.apache.ratis.protocol.exceptions.NotLeaderException) {
+              observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
+            } else {
+              observer.onError(Status.UNAVAILABLE.withDescription("capstan: query failed: " + unwrap(e)).asRuntimeException());
             }
           });
         }))

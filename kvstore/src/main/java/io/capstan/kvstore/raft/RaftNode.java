@@ -94,6 +94,7 @@ public final class RaftNode implements AutoCloseable {
   private final LeaseClock leaseClock;
   private final KvStateMachine stateMachine;
   private final ScheduledExecutorService timer;
+  private final StalledApplyRepair applyRepair;
   /** Entries this member sent through Ratis' client while not the leader. */
   private final AtomicLong clientProposals = new AtomicLong();
   /** On the leader: followers that have not answered for an election timeout (CommitBroadcast#reportFollowers). */
@@ -139,6 +140,7 @@ public final class RaftNode implements AutoCloseable {
     this.group = group;
     this.selfId = server.getId();
     this.division = server.getDivision(group.getGroupId());
+    this.applyRepair = new StalledApplyRepair(division, stateMachine);
     this.client = client;
     this.leaseClock = leaseClock;
     this.clusterId = clusterId;
@@ -204,6 +206,13 @@ public final class RaftNode implements AutoCloseable {
       }
     });
     node.timer.scheduleWithFixedDelay(node::expireLeases, 250, 250, TimeUnit.MILLISECONDS);
+    node.timer.scheduleWithFixedDelay(() -> {
+      try {
+        node.applyRepair.check();
+      } catch (RuntimeException e) {
+        LOG.warn("checking the apply for a lost snapshot reload failed", e); // the next run tries again
+      }
+    }, 500, 500, TimeUnit.MILLISECONDS);
     node.timer.scheduleWithFixedDelay(() -> {
       try {
         node.silentFollowers = CommitBroadcast.reportFollowers(self, config.electionTimeout().toMillis());
@@ -442,6 +451,26 @@ public final class RaftNode implements AutoCloseable {
   /** Commands this member forwarded to the leader, and received as leader (for metrics). */
   public long forwardedCommands() {
     return forward.forwardedCommands.get();
+  }
+
+  /** Times this member reloaded its state machine because Ratis lost the reload of an installed snapshot ({@link StalledApplyRepair}). */
+  public long applyRepairs() {
+    return applyRepair.repairs.get();
+  }
+
+  /** This member's state machine (tests). */
+  KvStateMachine stateMachine() {
+    return stateMachine;
+  }
+
+  /** This member's Ratis division (tests). */
+  RaftServer.Division division() {
+    return division;
+  }
+
+  /** Leader-only queries (lease keep-alive, time-to-live) this member sent to the leader's Forward service. */
+  public long forwardedQueries() {
+    return forward.forwardedQueries.get();
   }
 
   public long forwardReceivedCommands() {
@@ -758,7 +787,7 @@ public final class RaftNode implements AutoCloseable {
   private CompletableFuture<Void> readIndexRound() {
     if (RATIS_READ_INDEX) {
       Message msg = queryMessage(Query.newBuilder().setReadBarrier(Empty.getDefaultInstance()).build());
-      return retrying(() -> submitLocal(request(msg, RaftClientRequest.readRequestType()))).thenApply(r -> null);
+      return retrying(() -> succeeded(submitLocal(request(msg, RaftClientRequest.readRequestType())))).thenApply(r -> null);
     }
     if (LOG_BARRIER_ONLY) {
       return logReadBarrier();
@@ -881,25 +910,53 @@ public final class RaftNode implements AutoCloseable {
     return readBarriers.batchSizes();
   }
 
-  /** Runs a leader-only query on the current leader and returns its answer's bytes. */
+  /**
+   * Runs a leader-only query on the current leader and returns its answer's bytes. A follower asks
+   * the leader over the Forward service ({@link LeaderForward#QUERY}) once it has a connection to
+   * the leader's client port, and through Ratis' client until then.
+   */
   public CompletableFuture<byte[]> leaderQuery(Query query) {
-    Message msg = queryMessage(query);
     return retrying(() -> {
       RaftPeerId leader = division.getInfo().getLeaderId();
       if (leader == null) {
         return CompletableFuture.failedFuture(new IllegalStateException("no leader"));
       }
       if (leader.equals(selfId)) {
-        return submitLocal(request(msg, RaftClientRequest.readRequestType()));
+        return queryAsLeader(query);
+      }
+      String address = clientAddressOf(leader);
+      if (address != null && forward.connected(address)) {
+        return forward.query(address, clusterId, query, config.electionTimeout().toMillis());
       }
       // Unordered: a read-only request to an explicit server inside Ratis' ordered stream stalls
       // the writes queued behind it on this client (seen as 6 s forwarded puts). Ratis' Netty
       // client has no unordered call, but its plain send is one: a request on its own, no stream.
-      if (CommitBroadcast.NETTY) {
-        return client.getClientRpc().sendRequestAsync(request(msg, RaftClientRequest.readRequestType(), leader));
+      Message msg = queryMessage(query);
+      return answer(CommitBroadcast.NETTY
+          ? client.getClientRpc().sendRequestAsync(request(msg, RaftClientRequest.readRequestType(), leader))
+          : client.async().sendReadOnlyUnordered(msg, leader));
+    });
+  }
+
+  /** Runs a leader-only query on this member through Ratis' read path (refused unless it leads). */
+  CompletableFuture<byte[]> queryAsLeader(Query query) {
+    return answer(submitLocal(request(queryMessage(query), RaftClientRequest.readRequestType())));
+  }
+
+  /** A query reply's content; a failed reply as its exception. */
+  private static CompletableFuture<byte[]> answer(CompletableFuture<RaftClientReply> reply) {
+    return succeeded(reply).thenApply(r -> r.getMessage().getContent().toByteArray());
+  }
+
+  /** {@code reply}, failed with the reply's exception when it is not a success. */
+  private static CompletableFuture<RaftClientReply> succeeded(CompletableFuture<RaftClientReply> reply) {
+    return reply.thenApply(r -> {
+      if (!r.isSuccess()) {
+        throw new CompletionException(r.getException() != null ? r.getException()
+            : new IllegalStateException("Ratis reply without success or exception: " + r));
       }
-      return client.async().sendReadOnlyUnordered(msg, leader);
-    }).thenApply(r -> r.getMessage().getContent().toByteArray());
+      return r;
+    });
   }
 
   /**
@@ -971,28 +1028,27 @@ public final class RaftNode implements AutoCloseable {
   }
 
   /** Retries an idempotent read-side call until it succeeds or the request timeout passes. */
-  private CompletableFuture<RaftClientReply> retrying(Supplier<CompletableFuture<RaftClientReply>> call) {
+  private <T> CompletableFuture<T> retrying(Supplier<CompletableFuture<T>> call) {
     long deadline = System.nanoTime() + config.requestTimeout().toNanos();
-    CompletableFuture<RaftClientReply> result = new CompletableFuture<>();
+    CompletableFuture<T> result = new CompletableFuture<>();
     attempt(call, deadline, result);
     return result;
   }
 
-  private void attempt(Supplier<CompletableFuture<RaftClientReply>> call, long deadline, CompletableFuture<RaftClientReply> result) {
-    CompletableFuture<RaftClientReply> f;
+  private <T> void attempt(Supplier<CompletableFuture<T>> call, long deadline, CompletableFuture<T> result) {
+    CompletableFuture<T> f;
     try {
       f = call.get();
     } catch (RuntimeException e) {
       f = CompletableFuture.failedFuture(e);
     }
     f.whenComplete((r, error) -> {
-      if (error == null && r.isSuccess()) {
+      if (error == null) {
         result.complete(r);
         return;
       }
-      Throwable cause = error != null ? error : r.getException();
       if (System.nanoTime() + RETRY_DELAY_MS * 1_000_000 > deadline || timer.isShutdown()) {
-        result.completeExceptionally(unavailable(cause));
+        result.completeExceptionally(unavailable(error));
         return;
       }
       timer.schedule(() -> attempt(call, deadline, result), RETRY_DELAY_MS, TimeUnit.MILLISECONDS);

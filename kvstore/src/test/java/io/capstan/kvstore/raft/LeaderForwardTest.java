@@ -8,11 +8,19 @@ import static org.awaitility.Awaitility.await;
 import io.capstan.kvstore.proto.ApplyResult;
 import io.capstan.kvstore.proto.ForwardReply;
 import io.capstan.kvstore.proto.ForwardRequest;
+import io.capstan.kvstore.proto.LeaderQueryRequest;
+import io.capstan.kvstore.proto.Query;
 import io.capstan.kvstore.proto.LeaseExpire;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
 import io.etcd.jetcd.api.DeleteRangeRequest;
+import io.etcd.jetcd.api.LeaseGrantRequest;
+import io.etcd.jetcd.api.LeaseGrpc;
+import io.etcd.jetcd.api.LeaseKeepAliveRequest;
+import io.etcd.jetcd.api.LeaseKeepAliveResponse;
+import io.etcd.jetcd.api.LeaseTimeToLiveRequest;
+import io.etcd.jetcd.api.LeaseTimeToLiveResponse;
 import io.etcd.jetcd.api.PutRequest;
 import io.grpc.Channel;
 import io.grpc.Status;
@@ -21,6 +29,8 @@ import io.grpc.stub.ClientCalls;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -169,6 +179,64 @@ class LeaderForwardTest {
         .build();
     assertRefused(follower, request, Status.Code.FAILED_PRECONDITION, "capstan: not the leader");
     assertThat(Kv.get(cluster.channel(leader), "fw/refused", false)).isEmpty();
+  }
+
+  @Test
+  void leaseQueriesThroughAFollowerAreAnsweredByTheLeaderOverTheForwardService() throws Exception {
+    Channel ch = cluster.channel(follower);
+    long id = LeaseGrpc.newBlockingStub(ch).leaseGrant(LeaseGrantRequest.newBuilder().setTTL(30).build()).getID();
+    Kv.kv(ch).put(PutRequest.newBuilder().setKey(bs("fw/leased")).setValue(bs("v")).setLease(id).build());
+    // the first query may go through Ratis' client while the channel to the leader connects
+    await().atMost(Duration.ofSeconds(10)).until(() -> {
+      long before = raft(follower).forwardedQueries();
+      timeToLive(ch, id);
+      return raft(follower).forwardedQueries() > before;
+    });
+
+    long before = raft(follower).forwardedQueries();
+    LeaseTimeToLiveResponse ttl = timeToLive(ch, id);
+    assertThat(ttl.getGrantedTTL()).isEqualTo(30);
+    assertThat(ttl.getTTL()).isBetween(1L, 30L);
+    assertThat(ttl.getKeysList()).containsExactly(bs("fw/leased"));
+
+    var replies = new LinkedBlockingQueue<LeaseKeepAliveResponse>();
+    var stream = LeaseGrpc.newStub(ch).leaseKeepAlive(new io.grpc.stub.StreamObserver<>() {
+      @Override public void onNext(LeaseKeepAliveResponse r) { replies.add(r); }
+      @Override public void onError(Throwable t) {}
+      @Override public void onCompleted() {}
+    });
+    try {
+      stream.onNext(LeaseKeepAliveRequest.newBuilder().setID(id).build());
+      LeaseKeepAliveResponse renewed = replies.poll(10, TimeUnit.SECONDS);
+      assertThat(renewed).isNotNull();
+      assertThat(renewed.getID()).isEqualTo(id);
+      assertThat(renewed.getTTL()).isEqualTo(30);
+    } finally {
+      stream.onCompleted();
+    }
+    assertThat(raft(follower).forwardedQueries()).isEqualTo(before + 2);
+  }
+
+  private static LeaseTimeToLiveResponse timeToLive(Channel ch, long id) {
+    return LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+        .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).setKeys(true).build());
+  }
+
+  @Test
+  void onlyTheLeaderOfTheSameClusterRunsAForwardedQuery() {
+    assertQueryRefused(follower, raft(follower).clusterId(), "capstan: not the leader");
+    assertQueryRefused(leader, raft(leader).clusterId() ^ 1, "capstan: cluster ID mismatch");
+  }
+
+  private static void assertQueryRefused(int member, long clusterId, String description) {
+    LeaderQueryRequest request = LeaderQueryRequest.newBuilder().setClusterId(clusterId)
+        .setQuery(Query.newBuilder().setLeaseKeepAlive(1)).build();
+    assertThatThrownBy(() -> ClientCalls.blockingUnaryCall(cluster.channel(member), LeaderForward.QUERY,
+        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), request))
+        .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+          assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+          assertThat(e.getStatus().getDescription()).isEqualTo(description);
+        });
   }
 
   @Test
