@@ -86,7 +86,7 @@ final class StalledApplyRepair {
     // not on the caller's (timer) thread: pausing waits for a reload that is still loading
     ForkJoinPool.commonPool().execute(() -> {
       stateMachine.pause();
-      StateMachineReload.reload(division, latest.getTermIndex());
+      StateMachineReload.reload(division);
     });
   }
 }
