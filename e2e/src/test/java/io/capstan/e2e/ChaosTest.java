@@ -192,6 +192,12 @@ class ChaosTest {
       }
       awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after mending the cut: " + cut.description);
     }
+    StringBuilder snapshots = new StringBuilder();
+    for (int i = 0; i < c.size(); i++) {
+      snapshots.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_snapshots_installed"))
+          .append('/').append((long) c.metric(i, "raft_apply_repairs"));
+    }
+    System.out.println("chaos: snapshots installed from the leader / lost reloads repaired, per member:" + snapshots);
   }
 
   /** What the test does to the cluster while the clients run (the kills, or the partitions). */

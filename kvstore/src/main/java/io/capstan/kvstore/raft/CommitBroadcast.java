@@ -68,13 +68,13 @@ public final class CommitBroadcast implements RpcType {
   }
 
   /**
-   * Ratis' peer transport: its gRPC one, or with {@code -Dcapstan.raft.transport=netty}
-   * ratis-netty, whose appender sends one request at a time and whose server answers on its event
-   * loop (puts +16–26% with 64 in flight and serial puts through a follower +8–37% in two
-   * interleaved A/B runs), not the default: the long partition chaos run stalled on it (README,
-   * "What changed lately").
+   * Ratis' peer transport: ratis-netty, whose appender sends one request at a time and whose
+   * server answers on its event loop (puts +16–26% with 64 in flight and serial puts through a
+   * follower +8–37% in two interleaved A/B runs), or with {@code -Dcapstan.raft.transport=grpc}
+   * Ratis' gRPC one. Netty is the default since the long partition chaos run's stall on it was
+   * found ({@link StalledApplyRepair}; README, "What changed lately").
    */
-  static final boolean NETTY = netty(System.getProperty("capstan.raft.transport", "grpc"));
+  static final boolean NETTY = netty(System.getProperty("capstan.raft.transport", "netty"));
 
   static boolean netty(String transport) {
     return switch (transport) {

@@ -228,7 +228,7 @@ public final class RaftNode implements AutoCloseable {
 
   private static RaftProperties properties(KvStoreConfig config) {
     RaftProperties p = new RaftProperties();
-    // gRPC transport, with followers told of each commit at once (see CommitBroadcast).
+    // Ratis' Netty (or gRPC) transport, with followers told of each commit at once (see CommitBroadcast).
     p.set(RaftConfigKeys.Rpc.TYPE_KEY, CommitBroadcast.class.getName());
     RaftServerConfigKeys.setStorageDir(p, List.of(config.dataDir().resolve("raft").toFile()));
     GrpcConfigKeys.Server.setHost(p, config.listenPeerUrl().host());

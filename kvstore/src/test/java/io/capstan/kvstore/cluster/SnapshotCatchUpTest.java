@@ -87,8 +87,8 @@ class SnapshotCatchUpTest {
       if (!CommitBroadcast.nettyTransport()) {
         assertThat(c.member(old).raft().snapshotsInstalled()).as("the old leader caught up by snapshot").isPositive();
       }
-      // Netty's appender (-Dcapstan.raft.transport=netty; this class runs on it too, in the
-      // kvstore's netty-transport test execution) sends one request at a time and retries the same one
+      // Netty's appender (the default transport; this class runs on gRPC too, in the kvstore's
+      // grpc-transport test execution) sends one request at a time and retries the same one
       // until it is answered: the request it built for the dead member while the entry before it
       // was still in the log (its previous entry) is what reaches the restarted member, so it
       // catches up by entries instead. Correct either way; what follows is the point.
