@@ -222,22 +222,27 @@ public final class DistCluster implements AutoCloseable {
   /** One figure from member {@code i}'s {@code /metrics} (Prometheus text), by its exact name. */
   public double metric(int i, String name) {
     try {
-      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPorts[i] + "/metrics").toURL().openConnection();
-      c.setConnectTimeout(1000);
-      c.setReadTimeout(5000);
-      try (var in = c.getInputStream()) {
-        for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
-          if (line.startsWith(name + " ")) {
-            return Double.parseDouble(line.substring(name.length() + 1).trim());
-          }
+      for (String line : new String(metricsText(i), StandardCharsets.UTF_8).split("\n")) {
+        if (line.startsWith(name + " ")) {
+          return Double.parseDouble(line.substring(name.length() + 1).trim());
         }
-      } finally {
-        c.disconnect();
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
     throw new AssertionError(name(i) + " has no metric " + name);
+  }
+
+  /** Member {@code i}'s {@code /metrics} page. */
+  private byte[] metricsText(int i) throws IOException {
+    HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPorts[i] + "/metrics").toURL().openConnection();
+    c.setConnectTimeout(1000);
+    c.setReadTimeout(5000);
+    try (var in = c.getInputStream()) {
+      return in.readAllBytes();
+    } finally {
+      c.disconnect();
+    }
   }
 
   /**
@@ -256,14 +261,7 @@ public final class DistCluster implements AutoCloseable {
       if (!p.waitFor(30, TimeUnit.SECONDS)) {
         p.destroyForcibly();
       }
-      HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPorts[i] + "/metrics").toURL().openConnection();
-      c.setConnectTimeout(1000);
-      c.setReadTimeout(5000);
-      try (var in = c.getInputStream()) {
-        Files.write(dir.resolve(name(i) + ".metrics.txt"), in.readAllBytes());
-      } finally {
-        c.disconnect();
-      }
+      Files.write(dir.resolve(name(i) + ".metrics.txt"), metricsText(i));
       return Optional.empty();
     } catch (IOException e) {
       return Optional.of(e);

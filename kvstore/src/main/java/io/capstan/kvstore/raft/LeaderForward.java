@@ -287,8 +287,7 @@ final class LeaderForward implements AutoCloseable {
           observer.onCompleted();
         }))
         .addMethod(READ_INDEX, ServerCalls.asyncUnaryCall((request, observer) -> {
-          if (request.getClusterId() != node.clusterId()) {
-            observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch").asRuntimeException());
+          if (otherCluster(node, request.getClusterId(), observer)) {
             return;
           }
           node.leaderReadIndex().whenComplete((index, e) -> {
@@ -301,8 +300,7 @@ final class LeaderForward implements AutoCloseable {
           });
         }))
         .addMethod(QUERY, ServerCalls.asyncUnaryCall((request, observer) -> {
-          if (request.getClusterId() != node.clusterId()) {
-            observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch").asRuntimeException());
+          if (otherCluster(node, request.getClusterId(), observer)) {
             return;
           }
           if (!node.isLeader()) {
@@ -321,6 +319,15 @@ final class LeaderForward implements AutoCloseable {
           });
         }))
         .build();
+  }
+
+  /** Refuses a request from a member of another cluster (true) before anything is done for it. */
+  private static boolean otherCluster(RaftNode node, long clusterId, StreamObserver<?> observer) {
+    if (clusterId == node.clusterId()) {
+      return false;
+    }
+    observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch").asRuntimeException());
+    return true;
   }
 
   private void propose(RaftNode node, ForwardRequest request, StreamObserver<ForwardReply> observer) {
