@@ -51,20 +51,6 @@ start_capstan() {
   done
 }
 
-start_etcd() {
-  local base=$1 initial="" i
-  for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((base + 10 + i))"; done
-  for i in 0 1 2; do
-    "$etcd_bin" --name "e$i" --data-dir "$work/e$i" \
-      --listen-client-urls "http://127.0.0.1:$((base + i))" --advertise-client-urls "http://127.0.0.1:$((base + i))" \
-      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-      --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-      --initial-cluster "$initial" --initial-cluster-state new --logger zap --log-outputs stderr \
-      > "$work/e$i.log" 2>&1 &
-    pids[$i]=$!
-  done
-}
-
 wait_up() {
   local eps=$1 deadline=$((SECONDS + 60))
   while [ $SECONDS -lt $deadline ]; do

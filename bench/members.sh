@@ -1,6 +1,7 @@
-# Sourced by bench/ab.sh, bench/cpu.sh and bench/put-breakdown.sh: a fresh kvstore cluster from
-# the built distribution. Needs $capstan (bin/capstan), $base (first client port; peers at
-# base+10.., /metrics at base+20..) and $work (a scratch directory); fills pids[] and eps.
+# Sourced by bench/ab.sh, bench/compare.sh, bench/cpu.sh, bench/put-breakdown.sh and
+# bench/put-steps.sh: a fresh kvstore cluster from the built distribution (or an etcd cluster).
+# Needs $capstan (bin/capstan), $base (first client port; peers at base+10.., /metrics at
+# base+20..) and $work (a scratch directory); fills pids[] and eps.
 
 bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
 
@@ -67,3 +68,20 @@ stop_members() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
   pids=()
 }
+
+# start_etcd <base port>: starts a 3-member etcd (${ETCD:-/usr/bin/etcd}) with client ports base..base+2
+# and peer ports base+10..base+12, data in $work/e<i>; fills pids[] (does not wait for a leader)
+start_etcd() {
+  local base=$1 initial="" i
+  for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((base + 10 + i))"; done
+  for i in 0 1 2; do
+    "${ETCD:-/usr/bin/etcd}" --name "e$i" --data-dir "$work/e$i" \
+      --listen-client-urls "http://127.0.0.1:$((base + i))" --advertise-client-urls "http://127.0.0.1:$((base + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
+      --initial-cluster "$initial" --initial-cluster-state new --logger zap --log-outputs stderr \
+      > "$work/e$i.log" 2>&1 &
+    pids[$i]=$!
+  done
+}
+

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Splits serial puts through a follower into their steps between the members, from a tcpdump of
+the loopback traffic (bench/put-steps.sh writes it): the time of each step is taken between the
+packets that start and end it, so it is measured the same way for Capstan and for etcd, outside
+both.
+
+  put-steps.py <capstan|etcd> <tcpdump -tt -q output> <follower client port> <leader client port>
+               <the other follower's client port>
+
+Peer ports are client port + 10 (bench/members.sh). Packets are told apart by direction and size:
+a put of 256 bytes is a request of ~300 bytes, the members' acknowledgements and replies are under
+100 bytes.
+
+Capstan: the follower forwards the put to the leader's client port (capstan.kvstore.Forward), the
+leader's Ratis sends AppendEntries to each follower's peer port, the leader answers the forward
+once it has applied the entry, the follower answers its client.
+etcd: the follower sends MsgProp on its peer stream to the leader, the leader sends MsgApp on its
+streams, the followers answer MsgAppResp, the leader sends the commit index in a small MsgApp, the
+follower applies and answers its client.
+"""
+import sys
+
+STEPS = [
+    ("follower: request in .. proposal out", "c", "prop"),
+    ("leader: proposal in .. first entry out", "prop", "entry"),
+    ("a follower: entry in .. first ack out (fsync)", "entry", "ack"),
+    ("leader: first ack in .. commit news out", "ack", "news"),
+    ("follower: commit news in .. reply out", "news", "done"),
+    ("total, in the members", "c", "done"),
+]
+
+
+def packets(path):
+    for line in open(path):
+        p = line.split()
+        if len(p) < 6 or p[1] != "IP":
+            continue
+        yield float(p[0]), p[2].rsplit(".", 1)[1], p[4].rstrip(":").rsplit(".", 1)[1], int(p[-1])
+
+
+def puts(system, path, follower, leader, other):
+    fpeer, lpeer, opeer = (str(int(x) + 10) for x in (follower, leader, other))
+    out, cur = [], None
+    for t, src, dst, size in packets(path):
+        if dst == follower and size > 200:
+            cur = {"c": t}
+            continue
+        if cur is None:
+            continue
+        if system == "capstan":
+            prop = dst == leader and size > 200
+            entry = dst in (fpeer, opeer) and size > 400
+            ack = src in (fpeer, opeer) and size < 100
+            news = src == leader and size < 100
+        else:
+            prop = src == fpeer and size > 300
+            entry = src == lpeer and size > 300
+            ack = src in (fpeer, opeer) and 40 < size < 100
+            news = src == lpeer and size < 100
+        if "prop" not in cur:
+            if prop:
+                cur["prop"] = t
+        elif "entry" not in cur:
+            if entry:
+                cur["entry"] = t
+        elif "ack" not in cur:
+            if ack:
+                cur["ack"] = t
+        elif "news" not in cur:
+            if news:
+                cur["news"] = t
+        elif src == follower and 50 <= size < 200:
+            cur["done"] = t
+            out.append(cur)
+            cur = None
+    return out
+
+
+def quantile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] * 1000
+
+
+def main():
+    system, path, follower, leader, other = sys.argv[1:6]
+    found = puts(system, path, follower, leader, other)
+    if not found:
+        sys.exit("no complete put found in " + path)
+    print("%s, %d puts (ms)" % (system, len(found)))
+    for name, start, end in STEPS:
+        v = [p[end] - p[start] for p in found]
+        print("  %-46s p50 %6.3f  p90 %6.3f  p99 %6.3f" % (name, quantile(v, .5), quantile(v, .9), quantile(v, .99)))
+
+
+if __name__ == "__main__":
+    main()
