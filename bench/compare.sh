@@ -35,8 +35,6 @@ trap cleanup EXIT
 . "$root/bench/members.sh"
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
-# CPU time (user + system, clock ticks) the members have used so far
-cpu_ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 
 # start_<system> <base port>: starts 3 members, fills pids[] and endpoints.
 start_capstan() {

@@ -69,6 +69,9 @@ stop_members() {
   pids=()
 }
 
+# cpu_ticks: CPU time (user + system, clock ticks) the members have used so far
+cpu_ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
+
 # start_etcd <base port>: starts a 3-member etcd (${ETCD:-/usr/bin/etcd}) with client ports base..base+2
 # and peer ports base+10..base+12, data in $work/e<i>; fills pids[] (does not wait for a leader)
 start_etcd() {

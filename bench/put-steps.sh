@@ -21,6 +21,7 @@ dump=""
 . "$root/bench/members.sh"
 trap '[ -n "$dump" ] && kill "$dump" 2>/dev/null; stop_members; rm -rf "$work"' EXIT
 
+
 steps() {
   local system=$1 lead follower other e
   if [ "$system" = capstan ]; then
@@ -36,14 +37,18 @@ steps() {
   lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
   for e in ${eps//,/ }; do [ "$e" != "$lead" ] && { [ -z "${follower:-}" ] && follower=$e || other=$e; }; done
   # warm-up: puts with 64 in flight, then serial puts through the follower (JIT of both paths)
-  bench put --endpoints "$eps" --clients 64 --total 20000 --warmup 0 > /dev/null
+  bench put --endpoints "$eps" --clients 64 --total 40000 --warmup 0 > /dev/null
   bench put --endpoints "$follower" --conns 1 --clients 1 --total 8000 --warmup 0 > /dev/null
   tcpdump -i lo -n -tt -q "tcp portrange $base-$((base + 12)) and tcp[tcpflags] & tcp-push != 0" \
     > "$work/$system.txt" 2> /dev/null &
   dump=$!
   sleep 1
+  local ticks0 ticks1
+  ticks0=$(cpu_ticks)
   echo -n "$system, client: "
   bench put --endpoints "$follower" --conns 1 --clients 1 --total 3000 --warmup 100
+  ticks1=$(cpu_ticks)
+  echo "$system, CPU of the 3 members a put: $(( (ticks1 - ticks0) * 1000000 / $(getconf CLK_TCK) / 3100 )) µs"
   sleep 1
   kill "$dump"; wait "$dump" 2>/dev/null || true; dump=""
   python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}"
