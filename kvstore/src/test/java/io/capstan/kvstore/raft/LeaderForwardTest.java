@@ -275,12 +275,17 @@ class LeaderForwardTest {
       });
       var stub = io.etcd.jetcd.api.KVGrpc.newFutureStub(c.channel(fol));
       String value = "x".repeat(6 * 1024);
-      List<com.google.common.util.concurrent.ListenableFuture<io.etcd.jetcd.api.PutResponse>> puts = new ArrayList<>();
-      for (int i = 0; i < 300; i++) {
-        puts.add(stub.put(PutRequest.newBuilder().setKey(bs("fw/limit/" + i)).setValue(bs(value)).build()));
-      }
-      for (var p : puts) {
-        assertThat(p.get(30, java.util.concurrent.TimeUnit.SECONDS).getHeader().getRevision()).isGreaterThan(0);
+      // Two waves of 150: each queues ~900 KiB on the follower (more than the leader accepts in
+      // one message), and its last put waits for 150 entries one after another, well inside the
+      // 7 s request timeout even on a loaded machine (one wave of 300 once ran out of it there).
+      for (int wave = 0; wave < 2; wave++) {
+        List<com.google.common.util.concurrent.ListenableFuture<io.etcd.jetcd.api.PutResponse>> puts = new ArrayList<>();
+        for (int i = 0; i < 150; i++) {
+          puts.add(stub.put(PutRequest.newBuilder().setKey(bs("fw/limit/" + wave + "/" + i)).setValue(bs(value)).build()));
+        }
+        for (var p : puts) {
+          assertThat(p.get(30, java.util.concurrent.TimeUnit.SECONDS).getHeader().getRevision()).isGreaterThan(0);
+        }
       }
       assertThat(node.forwardedCommands()).isGreaterThan(300);
     }
