@@ -21,7 +21,6 @@ dump=""
 . "$root/bench/members.sh"
 trap '[ -n "$dump" ] && kill "$dump" 2>/dev/null; stop_members; rm -rf "$work"' EXIT
 
-
 steps() {
   local system=$1 lead follower other e
   if [ "$system" = capstan ]; then
