@@ -29,6 +29,7 @@ warm_up() {
 }
 
 # start_members "<JVM options>" [members, default 3]: starts them, returns once one of them leads.
+# KVSTORE_FLAGS, if set, adds kvstore flags (e.g. KVSTORE_FLAGS="--snapshot-count 20000").
 # Options may begin with dist=<dir> (run the members from that copy of deploy/target/capstan, to
 # compare two builds: the benchmark client stays on this one) and then java=<path> (run them on
 # that java binary), e.g. "dist=/tmp/capstan-old java=/usr/lib/jvm/temurin-25-jdk-amd64/bin/java -Xlog:gc".
@@ -46,7 +47,8 @@ start_members() {
   eps=""
   for i in $(seq 0 $((n - 1))); do initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 10 + i))"; done
   for i in $(seq 0 $((n - 1))); do
-    JAVA="$java_bin" CAPSTAN_JAVA_OPTS="$opts" "$member_bin" kvstore --name "m$i" --data-dir "$work/m$i" \
+    # shellcheck disable=SC2086 # KVSTORE_FLAGS: extra kvstore flags, split on spaces
+    JAVA="$java_bin" CAPSTAN_JAVA_OPTS="$opts" "$member_bin" kvstore --name "m$i" --data-dir "$work/m$i" ${KVSTORE_FLAGS:-} \
       --listen-client-urls "http://127.0.0.1:$((base + i))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
       --listen-metrics-urls "http://127.0.0.1:$((base + 20 + i))" \

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# How long a Raft snapshot holds up writes: a fresh 3-member cluster with --snapshot-count 20000,
+# 100,000 keys of 256 B written with 64 in flight, then 25,000 serial puts (one log entry each),
+# during which every member reaches index 20,000 and snapshots the store. Prints the serial
+# puts' latency (its max is the stall), Ratis' take-snapshot timer of each member and their
+# snapshot log lines (README, performance, "A snapshot stops writes").
+#
+#   mvn -B -q package -DskipTests && bench/snapshot-stall.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+capstan="$root/deploy/target/capstan/bin/capstan"
+[ -x "$capstan" ] || { echo "build first: mvn -B -q package -DskipTests" >&2; exit 1; }
+base=29790
+work="$(mktemp -d)"
+pids=()
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
+trap 'stop_members; rm -rf "$work"' EXIT
+
+KVSTORE_FLAGS="--snapshot-count 20000" start_members ""
+bench put --endpoints "$eps" --clients 64 --total 100000 --key-space 100000 --sequential-keys --val-size 256 --warmup 0
+bench put --endpoints "$eps" --conns 1 --clients 1 --total 25000 --key-space 100000 --warmup 0
+for i in 0 1 2; do
+  echo "m$i: $(curl -fsS "http://127.0.0.1:$((base + 20 + i))/metrics" \
+    | grep -E '^ratis_state_machine_takesnapshot(_count|\{quantile="0.5"\})' | tr '\n' ' ')"
+done
+grep -h "took snapshot" "$work"/m*.log
