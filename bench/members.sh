@@ -89,4 +89,3 @@ start_etcd() {
     pids[$i]=$!
   done
 }
-

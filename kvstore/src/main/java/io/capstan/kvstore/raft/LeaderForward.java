@@ -326,15 +326,13 @@ final class LeaderForward implements AutoCloseable {
     if (clusterId == node.clusterId()) {
       return false;
     }
-    observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch").asRuntimeException());
+    observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch (this member is in cluster "
+        + Long.toHexString(node.clusterId()) + ", the sender in " + Long.toHexString(clusterId) + ")").asRuntimeException());
     return true;
   }
 
   private void propose(RaftNode node, ForwardRequest request, StreamObserver<ForwardReply> observer) {
-    if (request.getClusterId() != node.clusterId()) {
-      observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch (this member is in cluster "
-          + Long.toHexString(node.clusterId()) + ", the sender in " + Long.toHexString(request.getClusterId()) + ")")
-          .asRuntimeException());
+    if (otherCluster(node, request.getClusterId(), observer)) {
       return;
     }
     for (RaftCommand c : request.getCommandsList()) {

@@ -225,7 +225,9 @@ class LeaderForwardTest {
   @Test
   void onlyTheLeaderOfTheSameClusterRunsAForwardedQuery() {
     assertQueryRefused(follower, raft(follower).clusterId(), "capstan: not the leader");
-    assertQueryRefused(leader, raft(leader).clusterId() ^ 1, "capstan: cluster ID mismatch");
+    long other = raft(leader).clusterId() ^ 1;
+    assertQueryRefused(leader, other, "capstan: cluster ID mismatch (this member is in cluster "
+        + Long.toHexString(raft(leader).clusterId()) + ", the sender in " + Long.toHexString(other) + ")");
   }
 
   private static void assertQueryRefused(int member, long clusterId, String description) {
