@@ -101,6 +101,8 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_forward_send", raft.forwardSends());
     m.register("raft_forward_handle", raft.forwardsHandled());
     m.register("kvstore_serializable_read_wait", raft.localReadWait());
+    m.register("kvstore_snapshot_capture", raft.snapshotCaptures());
+    m.register("kvstore_snapshot_write", raft.snapshotWrites());
     raft.publishRatisMetrics(m);
   }
 

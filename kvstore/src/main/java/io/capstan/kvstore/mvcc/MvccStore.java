@@ -496,17 +496,74 @@ public final class MvccStore {
 
   // ---------------------------------------------------------------- snapshot support
 
-  /** Visits the base state (live values as of the revision before the log's first) and the log. */
-  void exportLocked(Consumer<KeyValue> base, Consumer<Committed> revisions) {
-    long baseRev = log.first() - 1;
-    for (KeyHistory h : index.values()) {
-      KeyValue kv = h.liveAt(baseRev);
-      if (kv != null) {
-        base.accept(kv);
-      }
+  /**
+   * The replicated state at one revision, held apart from the store: the live values as of the
+   * revision before the log's first (the base), the events of every revision in the log, the
+   * compact revision and the leases. It holds the store's own KeyValues and event arrays, which
+   * are never changed once written, so taking one copies references only (milliseconds for
+   * 100,000 keys) and it can be written out on another thread while the store moves on.
+   */
+  public static final class Image {
+    final long revision;
+    final long compactRevision;
+    final long firstLogRevision;
+    final KeyValue[] base;
+    final Change[][] revisions;
+    final long[] leaseIds;
+    final long[] leaseTtls;
+
+    private Image(long revision, long compactRevision, long firstLogRevision, KeyValue[] base,
+        Change[][] revisions, long[] leaseIds, long[] leaseTtls) {
+      this.revision = revision;
+      this.compactRevision = compactRevision;
+      this.firstLogRevision = firstLogRevision;
+      this.base = base;
+      this.revisions = revisions;
+      this.leaseIds = leaseIds;
+      this.leaseTtls = leaseTtls;
     }
-    for (long rev = log.first(); rev <= currentRevision; rev++) {
-      revisions.accept(new Committed(rev, log.get(rev)));
+
+    public long revision() {
+      return revision;
+    }
+
+    /** Keys in the base plus events in the log: what writing it costs, roughly. */
+    public long records() {
+      long events = 0;
+      for (Change[] changes : revisions) {
+        events += changes.length;
+      }
+      return base.length + events;
+    }
+  }
+
+  /** The state as of now (see {@link Image}), taken under the read lock. */
+  public Image image() {
+    lock.readLock().lock();
+    try {
+      long baseRev = log.first() - 1;
+      List<KeyValue> base = new ArrayList<>();
+      for (KeyHistory h : index.values()) {
+        KeyValue kv = h.liveAt(baseRev);
+        if (kv != null) {
+          base.add(kv);
+        }
+      }
+      Change[][] revisions = new Change[(int) (currentRevision - log.first() + 1)][];
+      for (int i = 0; i < revisions.length; i++) {
+        revisions[i] = log.get(log.first() + i);
+      }
+      List<Long> ids = leases.ids();
+      long[] leaseIds = new long[ids.size()];
+      long[] leaseTtls = new long[ids.size()];
+      for (int i = 0; i < leaseIds.length; i++) {
+        leaseIds[i] = ids.get(i);
+        leaseTtls[i] = leases.get(leaseIds[i]).ttl;
+      }
+      return new Image(currentRevision, compactRevision, log.first(), base.toArray(new KeyValue[0]),
+          revisions, leaseIds, leaseTtls);
+    } finally {
+      lock.readLock().unlock();
     }
   }
 

@@ -40,45 +40,77 @@ public final class StoreSnapshot {
 
   private StoreSnapshot() {}
 
+  /** What a snapshot holds, taken at one point (cheap, see {@link MvccStore.Image}) and written later. */
+  public static final class State {
+    private final MvccStore.Image image;
+    private final List<MemberAttributes> members;
+
+    private State(MvccStore.Image image, List<MemberAttributes> members) {
+      this.image = image;
+      this.members = members;
+    }
+
+    public long revision() {
+      return image.revision();
+    }
+
+    /** Keys and events it holds: what writing it costs, roughly. */
+    public long records() {
+      return image.records();
+    }
+  }
+
   /**
-   * Writes the state to {@code out} under the store's read lock.
+   * Takes the state of {@code store} and {@code members} as they are now. For the two to agree, call
+   * it where neither changes: on the Raft apply thread, which makes every change to both.
+   */
+  public static State capture(MvccStore store, ClusterMembers members) {
+    return new State(store.image(), members.all());
+  }
+
+  /**
+   * Writes the current state to {@code out} (a {@link #capture} then {@link #write(State, long, long,
+   * OutputStream)}).
    *
    * @throws IOException if writing fails
    */
   public static void write(MvccStore store, ClusterMembers members, long raftTerm, long raftIndex, OutputStream out)
       throws IOException {
+    write(capture(store, members), raftTerm, raftIndex, out);
+  }
+
+  /**
+   * Writes {@code state} to {@code out}; needs no lock, so the store goes on meanwhile.
+   *
+   * @throws IOException if writing fails
+   */
+  public static void write(State state, long raftTerm, long raftIndex, OutputStream out) throws IOException {
+    MvccStore.Image image = state.image;
     MessageDigest sha = sha256();
     DigestOutputStream digest = new DigestOutputStream(new BufferedOutputStream(out, 1 << 16), sha);
-    store.lock().readLock().lock();
-    try {
-      digest.write(MAGIC);
-      record(SnapshotRecord.newBuilder().setHeader(SnapshotHeader.newBuilder()
-          .setFormatVersion(FORMAT_VERSION)
-          .setRevision(store.currentRevision())
-          .setCompactRevision(store.compactRevision())
-          .setRaftTerm(raftTerm)
-          .setRaftIndex(raftIndex)).build(), digest);
-      IOException[] failure = new IOException[1];
-      store.exportLocked(
-          kv -> tryRecord(SnapshotRecord.newBuilder().setBaseKv(kv).build(), digest, failure),
-          committed -> {
-            RevisionEvents.Builder rev = RevisionEvents.newBuilder().setRevision(committed.revision());
-            for (Change c : committed.changes()) {
-              rev.addEvents(c.event(false));
-            }
-            tryRecord(SnapshotRecord.newBuilder().setRevision(rev).build(), digest, failure);
-          });
-      if (failure[0] != null) {
-        throw failure[0];
-      }
-      for (LeaseTable.Lease lease : store.leases.all()) {
-        record(SnapshotRecord.newBuilder()
-            .setLease(LeaseRecord.newBuilder().setId(lease.id).setTtl(lease.ttl)).build(), digest);
-      }
-    } finally {
-      store.lock().readLock().unlock();
+    digest.write(MAGIC);
+    record(SnapshotRecord.newBuilder().setHeader(SnapshotHeader.newBuilder()
+        .setFormatVersion(FORMAT_VERSION)
+        .setRevision(image.revision)
+        .setCompactRevision(image.compactRevision)
+        .setRaftTerm(raftTerm)
+        .setRaftIndex(raftIndex)).build(), digest);
+    for (KeyValue kv : image.base) {
+      record(SnapshotRecord.newBuilder().setBaseKv(kv).build(), digest);
     }
-    for (MemberAttributes m : members.all()) {
+    long rev = image.firstLogRevision;
+    for (Change[] changes : image.revisions) {
+      RevisionEvents.Builder events = RevisionEvents.newBuilder().setRevision(rev++);
+      for (Change c : changes) {
+        events.addEvents(c.event(false));
+      }
+      record(SnapshotRecord.newBuilder().setRevision(events).build(), digest);
+    }
+    for (int i = 0; i < image.leaseIds.length; i++) {
+      record(SnapshotRecord.newBuilder()
+          .setLease(LeaseRecord.newBuilder().setId(image.leaseIds[i]).setTtl(image.leaseTtls[i])).build(), digest);
+    }
+    for (MemberAttributes m : state.members) {
       record(SnapshotRecord.newBuilder().setMember(m).build(), digest);
     }
     digest.flush();
@@ -87,32 +119,32 @@ public final class StoreSnapshot {
     out.flush();
   }
 
-  /** Writes the snapshot to {@code file} atomically (temp file, fsync, rename). */
+  /** Writes the current state to {@code file} atomically (see {@link #writeFile(State, long, long, Path)}). */
   public static void writeFile(MvccStore store, ClusterMembers members, long raftTerm, long raftIndex, Path file)
       throws IOException {
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    writeFile(capture(store, members), raftTerm, raftIndex, file);
+  }
+
+  /** Writes {@code state} to {@code file} atomically (temp file, fsync, rename). */
+  public static void writeFile(State state, long raftTerm, long raftIndex, Path file) throws IOException {
+    Path tmp = file.resolveSibling(file.getFileName() + TMP_SUFFIX);
     try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.CREATE,
         java.nio.file.StandardOpenOption.TRUNCATE_EXISTING, java.nio.file.StandardOpenOption.WRITE);
         OutputStream out = java.nio.channels.Channels.newOutputStream(ch)) {
-      write(store, members, raftTerm, raftIndex, out);
+      write(state, raftTerm, raftIndex, out);
       ch.force(true);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
     }
     Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
   }
 
+  /** What a snapshot file is called while it is being written; a crash may leave one behind. */
+  public static final String TMP_SUFFIX = ".tmp";
+
   private static void record(SnapshotRecord r, OutputStream out) throws IOException {
     r.writeDelimitedTo(out);
-  }
-
-  private static void tryRecord(SnapshotRecord r, OutputStream out, IOException[] failure) {
-    if (failure[0] != null) {
-      return;
-    }
-    try {
-      r.writeDelimitedTo(out);
-    } catch (IOException e) {
-      failure[0] = e;
-    }
   }
 
   /** Size of the trailer: a delimited record holding a 32-byte SHA-256 (1 + 1 + 1 + 32 bytes). */

@@ -10,21 +10,21 @@ import io.capstan.kvstore.proto.RaftCommand;
 import io.etcd.jetcd.api.LeaseKeepAliveResponse;
 import io.etcd.jetcd.api.LeaseTimeToLiveResponse;
 import io.etcd.jetcd.api.ResponseHeader;
-import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
-import org.apache.ratis.io.MD5Hash;
 import org.apache.ratis.proto.RaftProtos;
+import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.protocol.RaftGroupMemberId;
 import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.protocol.SnapshotManagementRequest;
+import org.apache.ratis.rpc.CallId;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.protocol.TermIndex;
-import org.apache.ratis.server.storage.FileInfo;
 import org.apache.ratis.server.storage.RaftStorage;
 import org.apache.ratis.statemachine.SnapshotInfo;
 import org.apache.ratis.statemachine.TransactionContext;
@@ -33,7 +33,6 @@ import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
 import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
 import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
 import org.apache.ratis.util.LifeCycle;
-import org.apache.ratis.util.MD5FileUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,7 +44,8 @@ import org.slf4j.LoggerFactory;
 final class KvStateMachine extends BaseStateMachine {
   private static final Logger LOG = LoggerFactory.getLogger(KvStateMachine.class);
 
-  private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage();
+  private final SnapshotWriter snapshots;
+  private final SimpleStateMachineStorage storage;
   private final MvccStore store;
   private final ClusterMembers members;
   private final LeaseClock leaseClock;
@@ -56,7 +56,10 @@ final class KvStateMachine extends BaseStateMachine {
   private volatile Runnable afterApply = () -> {};
   private volatile Runnable afterLeaderChange = () -> {};
 
-  KvStateMachine(MvccStore store, ClusterMembers members, LeaseClock leaseClock, Path restoreFile) {
+  KvStateMachine(MvccStore store, ClusterMembers members, LeaseClock leaseClock, Path restoreFile, long snapshotCount) {
+    this.snapshots = new SnapshotWriter(snapshotCount);
+    this.storage = snapshots.storage();
+    this.snapshots.setOnFinished(this::requestSnapshot);
     this.store = store;
     this.members = members;
     this.leaseClock = leaseClock;
@@ -96,6 +99,7 @@ final class KvStateMachine extends BaseStateMachine {
       super.initialize(server, groupId, raftStorage);
       storage.init(raftStorage);
       loadLatestSnapshot();
+      snapshots.initialized(raftStorage.getStorageDir().getStateMachineDir());
     }, IOException.class);
   }
 
@@ -117,8 +121,10 @@ final class KvStateMachine extends BaseStateMachine {
     if (getLifeCycle().getCurrentState() == LifeCycle.State.PAUSED) {
       getLifeCycle().transition(LifeCycle.State.STARTING);
     }
+    snapshots.awaitWrite(); // its file must not appear while the storage is read again
     storage.loadLatestSnapshot();
     loadLatestSnapshot();
+    snapshots.reloaded();
     snapshotsInstalled.incrementAndGet();
     afterApply.run(); // what waited for an index the snapshot covers may go on
     if (getLifeCycle().getCurrentState() == LifeCycle.State.STARTING) {
@@ -192,24 +198,71 @@ final class KvStateMachine extends BaseStateMachine {
     return applier.staleExpiries();
   }
 
+  /**
+   * Ratis calls this on its apply thread; the snapshot is written on another ({@link
+   * SnapshotWriter}), so this returns at once: the index of a snapshot finished since the last
+   * call, or -1.
+   */
   @Override
   public long takeSnapshot() throws IOException {
     TermIndex last = getLastAppliedTermIndex();
     if (last == null || last.getIndex() < 0) {
       return RaftLog.INVALID_LOG_INDEX;
     }
-    File file = storage.getSnapshotFile(last.getTerm(), last.getIndex());
-    // On Ratis' apply thread: this member applies nothing meanwhile (README, "A snapshot stops writes").
-    long start = System.nanoTime();
-    StoreSnapshot.writeFile(store, members, last.getTerm(), last.getIndex(), file.toPath());
-    long written = System.nanoTime();
-    MD5Hash md5 = MD5FileUtil.computeAndSaveMd5ForFile(file);
-    storage.updateLatestSnapshot(new SingleFileSnapshotInfo(new FileInfo(file.toPath(), md5), last));
-    long done = System.nanoTime();
-    LOG.info("took snapshot at raft index {} (revision {}, {} bytes) in {} ms: {} ms writing it, {} ms its MD5",
-        last.getIndex(), store.currentRevision(), file.length(), (done - start) / 1_000_000,
-        (written - start) / 1_000_000, (done - written) / 1_000_000);
-    return last.getIndex();
+    return snapshots.take(last, stopping(), () -> StoreSnapshot.capture(store, members));
+  }
+
+  /**
+   * Writes a snapshot of the state now, on the calling thread, and registers it (tests: with
+   * nothing being applied, the state is that of the last applied entry).
+   */
+  SnapshotInfo snapshotNow() throws IOException {
+    TermIndex last = getLastAppliedTermIndex();
+    snapshots.take(last, true, () -> StoreSnapshot.capture(store, members));
+    return storage.getLatestSnapshot();
+  }
+
+  /** Background snapshot writing, for the tests that hold it up. */
+  SnapshotWriter snapshots() {
+    return snapshots;
+  }
+
+  /** True while this member's Raft server closes: Ratis takes a last snapshot then. */
+  private boolean stopping() {
+    RaftServer server = getServer().getNow(null);
+    try {
+      return server == null || server.getDivision(getGroupId()).getInfo().getLifeCycleState().isClosingOrClosed();
+    } catch (IOException e) {
+      return true; // the division is gone
+    }
+  }
+
+  /**
+   * Asks Ratis for a snapshot (its snapshot-management request): the apply thread then calls
+   * {@link #takeSnapshot} even if no entry comes, and is given the one just written.
+   */
+  private void requestSnapshot() {
+    RaftServer server = getServer().getNow(null);
+    if (server == null) {
+      return;
+    }
+    try {
+      server.snapshotManagementAsync(SnapshotManagementRequest.newCreate(ClientId.randomId(), getId(), getGroupId(),
+              CallId.getAndIncrement(), 30_000, 1))
+          .whenComplete((reply, e) -> {
+            if (e != null || !reply.isSuccess()) {
+              LOG.debug("asking Ratis to take the written snapshot failed; it takes it at the next applied entry", e);
+            }
+          });
+    } catch (RuntimeException e) {
+      LOG.debug("asking Ratis to take the written snapshot failed; it takes it at the next applied entry", e);
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    snapshots.close();
+    super.close();
   }
 
   @Override

@@ -162,7 +162,7 @@ public final class RaftNode implements AutoCloseable {
     });
     RaftGroup group = RaftGroup.valueOf(groupId(config), peers);
     RaftProperties props = properties(config);
-    KvStateMachine stateMachine = new KvStateMachine(store, members, leaseClock, config.restoreFile());
+    KvStateMachine stateMachine = new KvStateMachine(store, members, leaseClock, config.restoreFile(), config.snapshotCount());
     boolean recover = Files.isDirectory(config.dataDir().resolve("raft").resolve(group.getGroupId().getUuid().toString()));
     RaftServer server = RaftServer.newBuilder()
         .setServerId(RaftPeerId.valueOf(config.name()))
@@ -381,6 +381,16 @@ public final class RaftNode implements AutoCloseable {
   /** On the leader, followers that have not answered for an election timeout; 0 on a follower. */
   public int silentFollowers() {
     return silentFollowers;
+  }
+
+  /** How long each snapshot held up the apply thread: capturing the state to write. */
+  public com.codahale.metrics.Timer snapshotCaptures() {
+    return stateMachine.snapshots().captures();
+  }
+
+  /** How long each snapshot took to write in the background: file, fsync and MD5. */
+  public com.codahale.metrics.Timer snapshotWrites() {
+    return stateMachine.snapshots().writes();
   }
 
   /** Snapshots installed from the leader since start (a member that lagged behind a purged log). */

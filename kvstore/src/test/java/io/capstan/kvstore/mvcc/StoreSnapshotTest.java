@@ -52,6 +52,37 @@ class StoreSnapshotTest {
     assertThat(copy.put("next", "1")).isEqualTo(sm.put("next", "1"));
   }
 
+  /**
+   * A captured state is written later, on another thread, while the store goes on: what is written
+   * is the state at capture, whatever the writes, deletions, lease changes and compaction made after.
+   */
+  @Test
+  void aCapturedStateIsWrittenAsItWasAtCapture() throws IOException {
+    StateMachineHarness sm = populated();
+    StateMachineHarness twin = populated();
+    StoreSnapshot.State state = StoreSnapshot.capture(sm.store, sm.members);
+    long captured = sm.store.currentRevision();
+    for (int i = 0; i < 30; i++) {
+      sm.put("k/" + (i % 7), "later" + i); // new versions of keys in the capture, some histories grow
+    }
+    sm.delete("k/", "k0", false); // every k/ key
+    sm.apply(RaftCommand.newBuilder().setLeaseRevoke(io.etcd.jetcd.api.LeaseRevokeRequest.newBuilder().setID(5)).build());
+    sm.compact(sm.store.currentRevision()); // drops versions the capture holds
+    Path file = dir.resolve("snap");
+    StoreSnapshot.writeFile(state, 3, 77, file);
+
+    StateMachineHarness copy = new StateMachineHarness();
+    StoreSnapshot.Position p = StoreSnapshot.load(file, copy.store, copy.members);
+    assertThat(p.revision()).isEqualTo(captured);
+    assertThat(copy.store.currentRevision()).isEqualTo(captured);
+    assertThat(copy.store.compactRevision()).isEqualTo(20);
+    for (long rev = 20; rev <= captured; rev++) {
+      assertThat(copy.all(rev)).as("state at revision %d", rev).isEqualTo(twin.all(rev));
+    }
+    assertThat(copy.store.lease(5)).isPresent().isEqualTo(twin.store.lease(5));
+    assertThat(copy.put("next", "1")).isEqualTo(twin.put("next", "1"));
+  }
+
   @Test
   void corruptedOrTruncatedFileIsRefused() throws IOException {
     Path file = dir.resolve("snap");

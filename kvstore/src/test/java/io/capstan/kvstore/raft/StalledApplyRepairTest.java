@@ -64,8 +64,7 @@ class StalledApplyRepairTest {
             log.getLastEntryTermIndex().equals(leaderLog.getLastEntryTermIndex())
                 && leaderSm.getLastAppliedTermIndex().equals(leaderLog.getLastEntryTermIndex())
                 && log.getLastCommittedIndex() == leaderLog.getLastEntryTermIndex().getIndex());
-        leaderSm.takeSnapshot();
-        SnapshotInfo snapshot = leaderSm.latestSnapshotOnDisk();
+        SnapshotInfo snapshot = leaderSm.snapshotNow();
         assertThat(snapshot.getTermIndex()).isEqualTo(log.getLastEntryTermIndex());
         assertThat(snapshot.getIndex()).isGreaterThan(applied + 1);
         File copy = ((SimpleStateMachineStorage) sm.getStateMachineStorage())
