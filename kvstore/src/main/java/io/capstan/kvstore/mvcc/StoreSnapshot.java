@@ -1,5 +1,6 @@
 package io.capstan.kvstore.mvcc;
 
+import com.google.protobuf.CodedOutputStream;
 import io.capstan.kvstore.proto.LeaseRecord;
 import io.capstan.kvstore.proto.MemberAttributes;
 import io.capstan.kvstore.proto.RevisionEvents;
@@ -8,7 +9,6 @@ import io.capstan.kvstore.proto.SnapshotRecord;
 import io.etcd.jetcd.api.Event;
 import io.etcd.jetcd.api.KeyValue;
 import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -87,16 +87,20 @@ public final class StoreSnapshot {
   public static void write(State state, long raftTerm, long raftIndex, OutputStream out) throws IOException {
     MvccStore.Image image = state.image;
     MessageDigest sha = sha256();
-    DigestOutputStream digest = new DigestOutputStream(new BufferedOutputStream(out, 1 << 16), sha);
-    digest.write(MAGIC);
+    DigestOutputStream digest = new DigestOutputStream(out, sha);
+    // one encoder and 64 KiB buffer for the whole file: writeDelimitedTo makes a new encoder with
+    // its own buffer for every record, as much garbage as the file is large
+    CodedOutputStream coded = CodedOutputStream.newInstance(digest, 1 << 16);
+    coded.writeRawBytes(MAGIC);
     record(SnapshotRecord.newBuilder().setHeader(SnapshotHeader.newBuilder()
         .setFormatVersion(FORMAT_VERSION)
         .setRevision(image.revision)
         .setCompactRevision(image.compactRevision)
         .setRaftTerm(raftTerm)
-        .setRaftIndex(raftIndex)).build(), digest);
-    for (KeyValue kv : image.base) {
-      record(SnapshotRecord.newBuilder().setBaseKv(kv).build(), digest);
+        .setRaftIndex(raftIndex)).build(), coded);
+    for (KeyValue kv : image.base) { // a SnapshotRecord holding base_kv, without making one
+      coded.writeUInt32NoTag(CodedOutputStream.computeMessageSize(SnapshotRecord.BASE_KV_FIELD_NUMBER, kv));
+      coded.writeMessage(SnapshotRecord.BASE_KV_FIELD_NUMBER, kv);
     }
     long rev = image.firstLogRevision;
     for (Change[] changes : image.revisions) {
@@ -104,16 +108,16 @@ public final class StoreSnapshot {
       for (Change c : changes) {
         events.addEvents(c.event(false));
       }
-      record(SnapshotRecord.newBuilder().setRevision(events).build(), digest);
+      record(SnapshotRecord.newBuilder().setRevision(events).build(), coded);
     }
     for (int i = 0; i < image.leaseIds.length; i++) {
       record(SnapshotRecord.newBuilder()
-          .setLease(LeaseRecord.newBuilder().setId(image.leaseIds[i]).setTtl(image.leaseTtls[i])).build(), digest);
+          .setLease(LeaseRecord.newBuilder().setId(image.leaseIds[i]).setTtl(image.leaseTtls[i])).build(), coded);
     }
     for (MemberAttributes m : state.members) {
-      record(SnapshotRecord.newBuilder().setMember(m).build(), digest);
+      record(SnapshotRecord.newBuilder().setMember(m).build(), coded);
     }
-    digest.flush();
+    coded.flush();
     byte[] sum = sha.digest();
     SnapshotRecord.newBuilder().setSha256(com.google.protobuf.ByteString.copyFrom(sum)).build().writeDelimitedTo(out);
     out.flush();
@@ -143,8 +147,9 @@ public final class StoreSnapshot {
   /** What a snapshot file is called while it is being written; a crash may leave one behind. */
   public static final String TMP_SUFFIX = ".tmp";
 
-  private static void record(SnapshotRecord r, OutputStream out) throws IOException {
-    r.writeDelimitedTo(out);
+  private static void record(SnapshotRecord r, CodedOutputStream out) throws IOException {
+    out.writeUInt32NoTag(r.getSerializedSize());
+    r.writeTo(out);
   }
 
   /** Size of the trailer: a delimited record holding a 32-byte SHA-256 (1 + 1 + 1 + 32 bytes). */
