@@ -12,6 +12,8 @@ import io.capstan.kvstore.watch.WatchHub;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -29,9 +31,11 @@ public final class KvStoreServer implements AutoCloseable {
   private final EtcdGrpcServer grpc;
   private final AdminHttpServer admin;
   private final MetricRegistry metrics;
+  private final ExecutorService compactor;
 
   private KvStoreServer(KvStoreConfig config, MvccStore store, RaftNode raft, EtcdGrpcServer grpc,
-      AdminHttpServer admin, MetricRegistry metrics) {
+      AdminHttpServer admin, MetricRegistry metrics, ExecutorService compactor) {
+    this.compactor = compactor;
     this.config = config;
     this.store = store;
     this.raft = raft;
@@ -49,15 +53,28 @@ public final class KvStoreServer implements AutoCloseable {
   public static KvStoreServer start(KvStoreConfig config) throws IOException {
     Files.createDirectories(config.dataDir());
     MvccStore store = new MvccStore();
+    ExecutorService compactor = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "mvcc-compactor");
+      t.setDaemon(true);
+      return t;
+    });
+    store.trimInBackground(compactor);
     ClusterMembers members = new ClusterMembers();
     WatchHub hub = new WatchHub(store);
     MetricRegistry metrics = new MetricRegistry();
-    RaftNode raft = RaftNode.start(config, store, members);
+    RaftNode raft;
+    try {
+      raft = RaftNode.start(config, store, members);
+    } catch (IOException | RuntimeException e) {
+      compactor.shutdownNow();
+      throw e;
+    }
     EtcdGrpcServer grpc;
     try {
       grpc = EtcdGrpcServer.start(config, store, members, raft, hub, metrics);
     } catch (IOException | RuntimeException e) {
       raft.close();
+      compactor.shutdownNow();
       throw e;
     }
     registerGauges(metrics, store, raft, hub);
@@ -68,7 +85,7 @@ public final class KvStoreServer implements AutoCloseable {
           () -> raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader"),
           () -> raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader"));
     }
-    KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics);
+    KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics, compactor);
     LOG.info("kvstore member {} serving the etcd v3 API on {}", config.name(), grpc.ports());
     return server;
   }
@@ -136,6 +153,7 @@ public final class KvStoreServer implements AutoCloseable {
     LOG.info("kvstore member {} stopping", config.name());
     grpc.close();
     raft.close();
+    compactor.shutdownNow();
     if (admin != null) {
       admin.close();
     }

@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.TreeMap;
+import java.util.concurrent.Executor;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
 
@@ -27,6 +28,7 @@ import java.util.function.Consumer;
  * released.
  */
 public final class MvccStore {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MvccStore.class);
   /**
    * etcd's key order: unsigned bytes, lexicographic. Protobuf's own comparator walks two
    * iterators and boxes every byte; this one indexes the bytes (with protobuf's, the index lookups
@@ -92,6 +94,14 @@ public final class MvccStore {
   private volatile long approximateBytes;
   private volatile Consumer<Committed> listener = c -> {};
   private volatile Runnable resetListener = () -> {};
+  // background trimming after compaction (trimInBackground); all under the write lock
+  private Executor trimmer;
+  private int trimBatchKeys;
+  private boolean trimming;
+  private long trimPass;
+  private ByteString trimCursor;
+  private long trimStarted;
+  private long trimReleased;
 
   /** Sets who hears of each committed revision (the watch hub). */
   public void onCommit(Consumer<Committed> listener) {
@@ -296,16 +306,29 @@ public final class MvccStore {
 
   /** Drops the histories that compaction emptied, from both indexes. */
   private long compactHistories(long revision) {
+    return compactHistories(index, revision, Integer.MAX_VALUE);
+  }
+
+  /**
+   * Trims the histories of {@code keys} (a view of {@link #index}) to {@code revision}, at most
+   * {@code max} of them, dropping those it empties from both indexes; leaves {@link #trimCursor}
+   * at the last key visited. Returns the bytes released.
+   */
+  private long compactHistories(NavigableMap<ByteString, KeyHistory> keys, long revision, int max) {
     long released = 0;
-    var it = index.entrySet().iterator();
-    while (it.hasNext()) {
+    var it = keys.entrySet().iterator();
+    for (int n = 0; n < max && it.hasNext(); n++) {
       Map.Entry<ByteString, KeyHistory> e = it.next();
+      ByteString key = e.getKey(); // before the removal: TreeMap's may move the successor's key into this entry
       released += e.getValue().compact(revision);
       if (e.getValue().size() == 0) {
-        // Key first: TreeMap's removal may move the successor's key into this very entry.
-        byKey.remove(e.getKey());
+        byKey.remove(key);
         it.remove();
       }
+      trimCursor = key;
+    }
+    if (!it.hasNext()) {
+      trimCursor = null;
     }
     return released;
   }
@@ -490,8 +513,74 @@ public final class MvccStore {
 
   private void compactLocked(long revision) {
     compactRevision = revision;
-    approximateBytes -= compactHistories(revision);
     log.truncateBefore(revision);
+    if (trimmer == null) {
+      approximateBytes -= compactHistories(revision);
+    } else if (!trimming) {
+      trimming = true;
+      trimCursor = null;
+      trimPass = revision;
+      trimStarted = System.nanoTime();
+      trimReleased = 0;
+      scheduleTrim();
+    } // else the pass under way trims the keys it has not reached to this revision, and then runs again
+  }
+
+  /**
+   * Compaction trims the key histories on {@code executor}, {@value #TRIM_BATCH_KEYS} keys at a
+   * time under the write lock, as etcd compacts in batches: what the compaction hides is hidden at
+   * once (reads and watches below it fail, the revision log is cut), but the walk over every key
+   * that frees the versions no longer reachable no longer holds up the apply thread (100,000 keys:
+   * 91-160 ms at once; README). Until a pass ends, {@link #approximateBytes} and {@link #keyCount}
+   * still count what it has not reached. Without it (unit tests) compaction trims at once.
+   */
+  public void trimInBackground(Executor executor) {
+    trimInBackground(executor, TRIM_BATCH_KEYS);
+  }
+
+  /** As {@link #trimInBackground(Executor)}, {@code batchKeys} keys a step (tests: small steps). */
+  void trimInBackground(Executor executor, int batchKeys) {
+    lock.writeLock().lock();
+    try {
+      this.trimmer = executor;
+      this.trimBatchKeys = batchKeys;
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** Keys trimmed per hold of the write lock: about a millisecond's work. */
+  static final int TRIM_BATCH_KEYS = 1_000;
+
+  private void scheduleTrim() {
+    try {
+      trimmer.execute(this::trimStep);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      trimming = false; // the member is stopping; untrimmed versions only cost memory
+    }
+  }
+
+  private void trimStep() {
+    lock.writeLock().lock();
+    try {
+      long target = compactRevision;
+      long released = compactHistories(trimCursor == null ? index : index.tailMap(trimCursor, false), target, trimBatchKeys);
+      approximateBytes -= released;
+      trimReleased += released;
+      if (trimCursor == null) { // the pass reached the last key
+        if (compactRevision > trimPass) {
+          trimPass = compactRevision; // compacted again meanwhile: the keys before the cursor need it too
+        } else {
+          trimming = false;
+          LOG.info("trimmed the key histories to compact revision {}: {} bytes released, {} keys left, {} ms",
+              trimPass, trimReleased, index.size(), (System.nanoTime() - trimStarted) / 1_000_000);
+          return;
+        }
+      }
+    } finally {
+      lock.writeLock().unlock();
+    }
+    scheduleTrim();
   }
 
   // ---------------------------------------------------------------- snapshot support

@@ -32,6 +32,7 @@ import java.util.List;
  * and yields an {@link io.capstan.kvstore.proto.ApplyError} carrying etcd's status code and text.
  */
 public final class RequestApplier {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(RequestApplier.class);
   /** Hears of lease grants and revocations, to track expiry (which is not replicated state). */
   public interface LeaseObserver {
     void granted(long id, long ttlSeconds);
@@ -70,7 +71,10 @@ public final class RequestApplier {
             .setDeleteRange(store.<DeleteRangeResponse>write(w -> deleteRange(w, cmd.getDeleteRange()).setHeader(header(w)).build())).build();
         case TXN -> ApplyResult.newBuilder().setTxn(store.<TxnResponse>write(w -> txn(w, cmd.getTxn()))).build();
         case COMPACTION -> {
+          long start = System.nanoTime();
           store.compact(cmd.getCompaction().getRevision());
+          LOG.info("compacted to revision {} in {} ms ({} keys left)", cmd.getCompaction().getRevision(),
+              (System.nanoTime() - start) / 1_000_000, store.keyCount());
           yield ApplyResult.newBuilder().setCompaction(CompactionResponse.newBuilder()
               .setHeader(ResponseHeader.newBuilder().setRevision(store.currentRevision()))).build();
         }
