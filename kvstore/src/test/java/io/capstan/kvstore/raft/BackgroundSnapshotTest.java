@@ -74,4 +74,22 @@ class BackgroundSnapshotTest {
           .isNotEmpty();
     }
   }
+
+  /** A crash while a snapshot was being written leaves its temporary file; the next start removes it. */
+  @Test
+  void aSnapshotLeftHalfWrittenIsRemovedAtStart() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().start()) {
+      c.waitForLeader(Duration.ofSeconds(30));
+      java.nio.file.Path dir = ((org.apache.ratis.statemachine.impl.SimpleStateMachineStorage)
+          c.member(0).raft().stateMachine().getStateMachineStorage()).getSnapshotFile(1, 1).toPath().getParent();
+      c.kill(0);
+      java.nio.file.Path half = dir.resolve("snapshot.3_12345" + StoreSnapshot.TMP_SUFFIX);
+      java.nio.file.Path unrelated = dir.resolve("notes" + StoreSnapshot.TMP_SUFFIX);
+      java.nio.file.Files.write(half, new byte[100]);
+      java.nio.file.Files.write(unrelated, new byte[1]);
+      c.restart(0);
+      assertThat(half).doesNotExist();
+      assertThat(unrelated).exists();
+    }
+  }
 }
