@@ -94,7 +94,7 @@ final class SnapshotWriter implements AutoCloseable {
     return writes;
   }
 
-  /** Runs on the writer thread after each finished snapshot; must not block. */
+  /** Runs on the writer thread after each finished snapshot, once its write is over; must not block. */
   void setOnFinished(Runnable onFinished) {
     this.onFinished = onFinished;
   }
@@ -160,7 +160,13 @@ final class SnapshotWriter implements AutoCloseable {
       } finally {
         writing = false;
       }
-      onFinished.run();
+      // a task of its own: the write is over for whoever waits for it (a reload, a stop) before
+      // the request goes into Ratis
+      try {
+        executor.execute(onFinished);
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        // closing: Ratis is stopping and takes no request
+      }
     });
     return -1;
   }
