@@ -98,7 +98,14 @@ public final class MvccStore {
   private Executor trimmer;
   private int trimBatchKeys;
   private boolean trimming;
-  private long trimPass;
+  /** Every history is trimmed to at least this revision. */
+  private long trimmedTo;
+  /** The lowest target a step of the pass under way trimmed to. */
+  private long trimPassLowest;
+  /** Compact revisions of the {@link Image}s not yet written, counted: no trimming above the lowest. */
+  private final TreeMap<Long, Integer> pins = new TreeMap<>();
+  /** Changes when the whole state is replaced ({@link #resetLocked}): an image being written then fails. */
+  private long generation;
   private ByteString trimCursor;
   private long trimStarted;
   private long trimReleased;
@@ -514,16 +521,34 @@ public final class MvccStore {
   private void compactLocked(long revision) {
     compactRevision = revision;
     log.truncateBefore(revision);
+    trimIfOwed();
+  }
+
+  /**
+   * The revision the histories may be trimmed to now: the compact revision, or lower while an
+   * {@link Image} that reads the histories later was taken at a lower one.
+   */
+  private long trimTarget() {
+    return pins.isEmpty() ? compactRevision : Math.min(compactRevision, pins.firstKey());
+  }
+
+  /** Trims the histories to {@link #trimTarget} if they are not yet: at once, or in background steps. */
+  private void trimIfOwed() {
+    long target = trimTarget();
+    if (target <= trimmedTo) {
+      return;
+    }
     if (trimmer == null) {
-      approximateBytes -= compactHistories(revision);
+      approximateBytes -= compactHistories(target);
+      trimmedTo = target;
     } else if (!trimming) {
       trimming = true;
       trimCursor = null;
-      trimPass = revision;
+      trimPassLowest = target;
       trimStarted = System.nanoTime();
       trimReleased = 0;
       scheduleTrim();
-    } // else the pass under way trims the keys it has not reached to this revision, and then runs again
+    } // else the pass under way goes on to the new target, and runs again for the keys before it
   }
 
   /**
@@ -563,17 +588,19 @@ public final class MvccStore {
   private void trimStep() {
     lock.writeLock().lock();
     try {
-      long target = compactRevision;
+      long target = trimTarget();
+      trimPassLowest = Math.min(trimPassLowest, target);
       long released = compactHistories(trimCursor == null ? index : index.tailMap(trimCursor, false), target, trimBatchKeys);
       approximateBytes -= released;
       trimReleased += released;
-      if (trimCursor == null) { // the pass reached the last key
-        if (compactRevision > trimPass) {
-          trimPass = compactRevision; // compacted again meanwhile: the keys before the cursor need it too
+      if (trimCursor == null) { // the pass reached the last key: every key is trimmed to its lowest target
+        trimmedTo = Math.max(trimmedTo, trimPassLowest);
+        if (trimTarget() > trimmedTo) {
+          trimPassLowest = trimTarget(); // compacted again (or an image let go) meanwhile: once more
         } else {
           trimming = false;
-          LOG.info("trimmed the key histories to compact revision {}: {} bytes released, {} keys left, {} ms",
-              trimPass, trimReleased, index.size(), (System.nanoTime() - trimStarted) / 1_000_000);
+          LOG.info("trimmed the key histories to revision {}: {} bytes released, {} keys left, {} ms",
+              trimmedTo, trimReleased, index.size(), (System.nanoTime() - trimStarted) / 1_000_000);
           return;
         }
       }
@@ -586,58 +613,119 @@ public final class MvccStore {
   // ---------------------------------------------------------------- snapshot support
 
   /**
-   * The replicated state at one revision, held apart from the store: the live values as of the
-   * revision before the log's first (the base), the events of every revision in the log, the
-   * compact revision and the leases. It holds the store's own KeyValues and event arrays, which
-   * are never changed once written, so taking one copies references only (milliseconds for
-   * 100,000 keys) and it can be written out on another thread while the store moves on.
+   * The replicated state at one revision, to be written later by another thread while the store
+   * moves on. Taking one costs no walk over the keys: it copies the revision log's references (the
+   * events of every revision still held, arrays never changed once written), the leases and the
+   * counters. The base (the live values as of the revision before the log's first) is read from
+   * the key histories later, while it is written ({@link #forEachBaseValue}), in steps under the
+   * read lock: values written after the image have later revisions and do not show, and until
+   * the image is {@link #close closed} the histories are not trimmed above its compact revision,
+   * so what it reads stays there. Close it exactly once, written or not.
    */
-  public static final class Image {
+  public final class Image implements AutoCloseable {
     final long revision;
     final long compactRevision;
     final long firstLogRevision;
-    final KeyValue[] base;
     final Change[][] revisions;
     final long[] leaseIds;
     final long[] leaseTtls;
+    private final long generationAtCapture;
+    private final int keys;
+    private boolean closed;
 
-    private Image(long revision, long compactRevision, long firstLogRevision, KeyValue[] base,
-        Change[][] revisions, long[] leaseIds, long[] leaseTtls) {
+    private Image(long revision, long compactRevision, long firstLogRevision, Change[][] revisions,
+        long[] leaseIds, long[] leaseTtls, long generationAtCapture, int keys) {
       this.revision = revision;
       this.compactRevision = compactRevision;
       this.firstLogRevision = firstLogRevision;
-      this.base = base;
       this.revisions = revisions;
       this.leaseIds = leaseIds;
       this.leaseTtls = leaseTtls;
+      this.generationAtCapture = generationAtCapture;
+      this.keys = keys;
     }
 
     public long revision() {
       return revision;
     }
 
-    /** Keys in the base plus events in the log: what writing it costs, roughly. */
+    /** Keys (with history) plus events in the log when taken: what writing it costs, roughly. */
     public long records() {
       long events = 0;
       for (Change[] changes : revisions) {
         events += changes.length;
       }
-      return base.length + events;
+      return keys + events;
+    }
+
+    /**
+     * Calls {@code visitor} with every base value in key order, {@code batch} keys per hold of
+     * the read lock (the visitor runs outside it).
+     *
+     * @throws java.io.IOException if the whole state was replaced meanwhile (a snapshot loaded)
+     */
+    void forEachBaseValue(int batch, IoConsumer<KeyValue> visitor) throws java.io.IOException {
+      long baseRev = firstLogRevision - 1;
+      ByteString after = null;
+      List<KeyValue> values = new ArrayList<>(batch);
+      while (true) {
+        values.clear();
+        boolean more;
+        lock.readLock().lock();
+        try {
+          if (generation != generationAtCapture) {
+            throw new java.io.IOException("the store's state was replaced while a snapshot of it was being written");
+          }
+          NavigableMap<ByteString, KeyHistory> rest = after == null ? index : index.tailMap(after, false);
+          var it = rest.entrySet().iterator();
+          for (int n = 0; n < batch && it.hasNext(); n++) {
+            Map.Entry<ByteString, KeyHistory> e = it.next();
+            after = e.getKey();
+            KeyValue kv = e.getValue().liveAt(baseRev);
+            if (kv != null) {
+              values.add(kv);
+            }
+          }
+          more = it.hasNext();
+        } finally {
+          lock.readLock().unlock();
+        }
+        for (KeyValue kv : values) {
+          visitor.accept(kv);
+        }
+        if (!more) {
+          return;
+        }
+      }
+    }
+
+    /** Lets the histories be trimmed past this image's compact revision again. */
+    @Override
+    public void close() {
+      lock.writeLock().lock();
+      try {
+        if (closed) {
+          return;
+        }
+        closed = true;
+        pins.computeIfPresent(compactRevision, (r, n) -> n == 1 ? null : n - 1);
+        trimIfOwed();
+      } finally {
+        lock.writeLock().unlock();
+      }
     }
   }
 
-  /** The state as of now (see {@link Image}), taken under the read lock. */
+  /** A consumer that may throw IOException (writing an image). */
+  @FunctionalInterface
+  public interface IoConsumer<T> {
+    void accept(T t) throws java.io.IOException;
+  }
+
+  /** The state as of now (see {@link Image}); O(revisions in the log), not O(keys). */
   public Image image() {
-    lock.readLock().lock();
+    lock.writeLock().lock(); // the pin must be in place before any trimming step runs
     try {
-      long baseRev = log.first() - 1;
-      List<KeyValue> base = new ArrayList<>();
-      for (KeyHistory h : index.values()) {
-        KeyValue kv = h.liveAt(baseRev);
-        if (kv != null) {
-          base.add(kv);
-        }
-      }
       Change[][] revisions = new Change[(int) (currentRevision - log.first() + 1)][];
       for (int i = 0; i < revisions.length; i++) {
         revisions[i] = log.get(log.first() + i);
@@ -649,15 +737,17 @@ public final class MvccStore {
         leaseIds[i] = ids.get(i);
         leaseTtls[i] = leases.get(leaseIds[i]).ttl;
       }
-      return new Image(currentRevision, compactRevision, log.first(), base.toArray(new KeyValue[0]),
-          revisions, leaseIds, leaseTtls);
+      pins.merge(compactRevision, 1, Integer::sum);
+      return new Image(currentRevision, compactRevision, log.first(), revisions, leaseIds, leaseTtls, generation,
+          index.size());
     } finally {
-      lock.readLock().unlock();
+      lock.writeLock().unlock();
     }
   }
 
   /** Replaces the whole state (snapshot load). The caller holds the write lock. */
   void resetLocked(long revision, long compactRev, List<KeyValue> base, List<List<KeyValue>> eventKvs, long firstLogRev) {
+    generation++;
     index.clear();
     byKey.clear();
     approximateBytes = 0;
@@ -685,6 +775,8 @@ public final class MvccStore {
     if (compactRev > 0) {
       approximateBytes -= compactHistories(compactRev);
     }
+    trimmedTo = compactRev;
+    trimCursor = null; // a pass under way starts over on the new histories
   }
 
   /** Attaches every live key to its lease (after a snapshot load granted the leases). */

@@ -40,8 +40,11 @@ public final class StoreSnapshot {
 
   private StoreSnapshot() {}
 
-  /** What a snapshot holds, taken at one point (cheap, see {@link MvccStore.Image}) and written later. */
-  public static final class State {
+  /**
+   * What a snapshot holds, taken at one point (cheaply, see {@link MvccStore.Image}) and written
+   * later, once. Close it when done, written or not: until then the store keeps the history it reads.
+   */
+  public static final class State implements AutoCloseable {
     private final MvccStore.Image image;
     private final List<MemberAttributes> members;
 
@@ -57,6 +60,11 @@ public final class StoreSnapshot {
     /** Keys and events it holds: what writing it costs, roughly. */
     public long records() {
       return image.records();
+    }
+
+    @Override
+    public void close() {
+      image.close();
     }
   }
 
@@ -76,11 +84,14 @@ public final class StoreSnapshot {
    */
   public static void write(MvccStore store, ClusterMembers members, long raftTerm, long raftIndex, OutputStream out)
       throws IOException {
-    write(capture(store, members), raftTerm, raftIndex, out);
+    try (State state = capture(store, members)) {
+      write(state, raftTerm, raftIndex, out);
+    }
   }
 
   /**
-   * Writes {@code state} to {@code out}; needs no lock, so the store goes on meanwhile.
+   * Writes {@code state} to {@code out}; takes the store's read lock only in short steps, so the
+   * store goes on meanwhile.
    *
    * @throws IOException if writing fails
    */
@@ -98,10 +109,10 @@ public final class StoreSnapshot {
         .setCompactRevision(image.compactRevision)
         .setRaftTerm(raftTerm)
         .setRaftIndex(raftIndex)).build(), coded);
-    for (KeyValue kv : image.base) { // a SnapshotRecord holding base_kv, without making one
+    image.forEachBaseValue(BASE_BATCH_KEYS, kv -> { // a SnapshotRecord holding base_kv, without making one
       coded.writeUInt32NoTag(CodedOutputStream.computeMessageSize(SnapshotRecord.BASE_KV_FIELD_NUMBER, kv));
       coded.writeMessage(SnapshotRecord.BASE_KV_FIELD_NUMBER, kv);
-    }
+    });
     long rev = image.firstLogRevision;
     for (Change[] changes : image.revisions) {
       RevisionEvents.Builder events = RevisionEvents.newBuilder().setRevision(rev++);
@@ -126,8 +137,13 @@ public final class StoreSnapshot {
   /** Writes the current state to {@code file} atomically (see {@link #writeFile(State, long, long, Path)}). */
   public static void writeFile(MvccStore store, ClusterMembers members, long raftTerm, long raftIndex, Path file)
       throws IOException {
-    writeFile(capture(store, members), raftTerm, raftIndex, file);
+    try (State state = capture(store, members)) {
+      writeFile(state, raftTerm, raftIndex, file);
+    }
   }
+
+  /** Keys whose base values are read per hold of the store's read lock while a snapshot is written. */
+  private static final int BASE_BATCH_KEYS = 1_000;
 
   /** Writes {@code state} to {@code file} atomically (temp file, fsync, rename). */
   public static void writeFile(State state, long raftTerm, long raftIndex, Path file) throws IOException {

@@ -111,6 +111,9 @@ final class SnapshotWriter implements AutoCloseable {
   void initialized(File dir) throws IOException {
     SingleFileSnapshotInfo latest = storage.getLatestSnapshot();
     given = latest == null ? -1 : latest.getIndex();
+    if (!dir.isDirectory()) {
+      return;
+    }
     try (DirectoryStream<Path> tmp = Files.newDirectoryStream(dir.toPath(),
         p -> TMP_NAME.matcher(p.getFileName().toString()).matches())) {
       for (Path p : tmp) {
@@ -138,7 +141,10 @@ final class SnapshotWriter implements AutoCloseable {
       if (last.getIndex() <= given) {
         return -1;
       }
-      SingleFileSnapshotInfo info = write(time(captures, capture), last);
+      SingleFileSnapshotInfo info;
+      try (StoreSnapshot.State state = time(captures, capture)) {
+        info = write(state, last);
+      }
       storage.updateLatestSnapshot(info);
       given = info.getIndex();
       return given;
@@ -148,7 +154,18 @@ final class SnapshotWriter implements AutoCloseable {
     }
     StoreSnapshot.State state = time(captures, capture);
     writing = true;
-    inProgress = executor.submit(() -> {
+    try {
+      inProgress = executor.submit(() -> writeInBackground(state, last));
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      writing = false; // closing
+      state.close();
+    }
+    return -1;
+  }
+
+  /** The background write of a state captured at {@code last}; closes the state. */
+  private void writeInBackground(StoreSnapshot.State state, TermIndex last) {
+    try (state) {
       try {
         beforeWrite.run();
         finished.set(write(state, last));
@@ -167,8 +184,7 @@ final class SnapshotWriter implements AutoCloseable {
       } catch (java.util.concurrent.RejectedExecutionException e) {
         // closing: Ratis is stopping and takes no request
       }
-    });
-    return -1;
+    }
   }
 
   /**

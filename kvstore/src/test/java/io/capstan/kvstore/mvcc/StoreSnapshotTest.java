@@ -69,7 +69,9 @@ class StoreSnapshotTest {
     sm.apply(RaftCommand.newBuilder().setLeaseRevoke(io.etcd.jetcd.api.LeaseRevokeRequest.newBuilder().setID(5)).build());
     sm.compact(sm.store.currentRevision()); // drops versions the capture holds
     Path file = dir.resolve("snap");
-    StoreSnapshot.writeFile(state, 3, 77, file);
+    try (state) {
+      StoreSnapshot.writeFile(state, 3, 77, file);
+    }
 
     StateMachineHarness copy = new StateMachineHarness();
     StoreSnapshot.Position p = StoreSnapshot.load(file, copy.store, copy.members);
