@@ -50,12 +50,11 @@ final class SnapshotWriter implements AutoCloseable {
       Pattern.compile(SimpleStateMachineStorage.SNAPSHOT_REGEX.pattern() + Pattern.quote(StoreSnapshot.TMP_SUFFIX));
 
   private final long threshold;
-  private volatile boolean writing;
   private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage() {
     /** Ratis calls this after every take; it must not meet a snapshot whose MD5 is not written yet. */
     @Override
     public void cleanupOldSnapshots(SnapshotRetentionPolicy policy) throws IOException {
-      if (!writing) {
+      if (!writing()) {
         super.cleanupOldSnapshots(policy);
       }
     }
@@ -69,7 +68,7 @@ final class SnapshotWriter implements AutoCloseable {
   private final Timer writes = new Timer();
   /** A snapshot written completely (file and MD5) that Ratis has not been given yet. */
   private final AtomicReference<SingleFileSnapshotInfo> finished = new AtomicReference<>();
-  private Future<?> inProgress;
+  private volatile Future<?> inProgress;
   /** The newest snapshot index Ratis knows (its updater's snapshot index): never give it less. */
   private long given = -1;
   private volatile long retryAfter = System.nanoTime();
@@ -78,6 +77,12 @@ final class SnapshotWriter implements AutoCloseable {
 
   SnapshotWriter(long threshold) {
     this.threshold = threshold;
+  }
+
+  /** True while a background write runs (its task, until it has handed on the request to Ratis). */
+  private boolean writing() {
+    Future<?> f = inProgress;
+    return f != null && !f.isDone();
   }
 
   SimpleStateMachineStorage storage() {
@@ -149,16 +154,14 @@ final class SnapshotWriter implements AutoCloseable {
       given = info.getIndex();
       return given;
     }
-    if (writing || last.getIndex() - given < threshold || System.nanoTime() - retryAfter < 0) {
+    if (writing() || last.getIndex() - given < threshold || System.nanoTime() - retryAfter < 0) {
       return -1;
     }
     StoreSnapshot.State state = time(captures, capture);
-    writing = true;
     try {
       inProgress = executor.submit(() -> writeInBackground(state, last));
     } catch (java.util.concurrent.RejectedExecutionException e) {
-      writing = false; // closing
-      state.close();
+      state.close(); // closing
     }
     return -1;
   }
@@ -174,8 +177,6 @@ final class SnapshotWriter implements AutoCloseable {
             TimeUnit.NANOSECONDS.toSeconds(RETRY_AFTER_FAILURE_NANOS), e);
         retryAfter = System.nanoTime() + RETRY_AFTER_FAILURE_NANOS;
         return;
-      } finally {
-        writing = false;
       }
       // a task of its own: the write is over for whoever waits for it (a reload, a stop) before
       // the request goes into Ratis
