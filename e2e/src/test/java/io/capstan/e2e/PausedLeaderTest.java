@@ -177,9 +177,10 @@ class PausedLeaderTest {
           assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
           System.out.printf("paused leader, lease round %d: %s paused (and 200 ms back) %d ms, the lease outlived it (%d keep-alives; "
               + "%d of %d TimeToLive asked of it answered, all positive; "
-              + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far)%n", round, c.name(old),
+              + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far; %.0f lease answers withheld by %s so far, "
+              + "its leadership unconfirmed)%n", round, c.name(old),
               (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
-              c.metric(via, "kvstore_lease_stale_expiries"), c.name(via));
+              c.metric(via, "kvstore_lease_stale_expiries"), c.name(via), c.metric(old, "raft_leader_queries_unconfirmed"), c.name(old));
         }
         LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
             .leaseRevoke(LeaseRevokeRequest.newBuilder().setID(lease).build());

@@ -114,6 +114,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("kvstore_lease_stale_expiries", (Gauge<Long>) raft::staleLeaseExpiries);
     m.register("raft_read_index_confirmed", (Gauge<Long>) raft::readIndexConfirmed);
     m.register("raft_read_index_fallbacks", (Gauge<Long>) raft::readIndexFallbacks);
+    m.register("raft_leader_queries_unconfirmed", (Gauge<Long>) raft::leaderQueriesUnconfirmed);
     m.register("raft_client_proposals_total", (Gauge<Long>) raft::clientProposals);
     m.register("raft_forward_send", raft.forwardSends());
     m.register("raft_forward_handle", raft.forwardsHandled());

@@ -14,7 +14,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
-import java.util.function.BooleanSupplier;
 import org.apache.ratis.proto.RaftProtos;
 import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.Message;
@@ -52,7 +51,7 @@ final class KvStateMachine extends BaseStateMachine {
   private final RequestApplier applier;
   private final Path restoreFile;
   private final java.util.concurrent.atomic.AtomicLong snapshotsInstalled = new java.util.concurrent.atomic.AtomicLong();
-  private volatile BooleanSupplier isLeader = () -> false;
+  private volatile Leadership leadership = Leadership.NONE;
   private volatile Runnable afterApply = () -> {};
   private volatile Runnable afterLeaderChange = () -> {};
 
@@ -67,8 +66,33 @@ final class KvStateMachine extends BaseStateMachine {
     this.restoreFile = restoreFile;
   }
 
-  void setLeaderCheck(BooleanSupplier isLeader) {
-    this.isLeader = isLeader;
+  /** How this member learns whether it leads: leader-only queries are answered only by a confirmed leader. */
+  interface Leadership {
+    /** Never leads (before the member is wired up). */
+    Leadership NONE = new Leadership() {
+      @Override
+      public long leaderTerm() {
+        return -1;
+      }
+
+      @Override
+      public CompletableFuture<Void> confirm(long term) {
+        return CompletableFuture.failedFuture(new NotLeaderForQueryException());
+      }
+    };
+
+    /** The term this member leads in, or -1 when it does not lead. */
+    long leaderTerm();
+
+    /**
+     * Completes once a majority, asked after the call, confirmed that this member still leads in
+     * {@code term}; fails otherwise ({@code RaftNode#confirmLeadership}).
+     */
+    CompletableFuture<Void> confirm(long term);
+  }
+
+  void setLeadership(Leadership leadership) {
+    this.leadership = leadership;
   }
 
   /** Runs after each change of leader Ratis reports; must not block. */
@@ -273,10 +297,20 @@ final class KvStateMachine extends BaseStateMachine {
     } catch (com.google.protobuf.InvalidProtocolBufferException e) {
       return CompletableFuture.failedFuture(e);
     }
+    if (query.getQueryCase() == Query.QueryCase.READ_BARRIER) {
+      return CompletableFuture.completedFuture(Message.EMPTY);
+    }
+    // A lease's clock is the leader's alone, and a leader that was paused (or cut off) while the
+    // others elected another one still believes it leads for a moment after it runs again, with
+    // a clock that went on while no keep-alive reached it: it would answer TTL 0 for a lease
+    // the next leader kept alive (PausedLeaderTest). So the answer is given only once a majority,
+    // asked after it was computed, confirms that this member still leads in the same term.
+    long term = leadership.leaderTerm();
+    if (term < 0) {
+      return CompletableFuture.failedFuture(new NotLeaderForQueryException());
+    }
     byte[] out = switch (query.getQueryCase()) {
-      case READ_BARRIER -> new byte[0];
       case LEASE_KEEP_ALIVE -> {
-        requireLeader();
         long id = query.getLeaseKeepAlive();
         yield LeaseKeepAliveResponse.newBuilder()
             .setHeader(ResponseHeader.newBuilder().setRevision(store.currentRevision()))
@@ -284,13 +318,11 @@ final class KvStateMachine extends BaseStateMachine {
             .setTTL(leaseClock.renew(id))
             .build().toByteArray();
       }
-      case LEASE_TIME_TO_LIVE -> {
-        requireLeader();
-        yield timeToLive(query.getLeaseTimeToLive()).toByteArray();
-      }
+      case LEASE_TIME_TO_LIVE -> timeToLive(query.getLeaseTimeToLive()).toByteArray();
       default -> throw new IllegalArgumentException("unknown query " + query.getQueryCase());
     };
-    return CompletableFuture.completedFuture(Message.valueOf(UnsafeByteOperations.unsafeWrap(out)));
+    Message answer = Message.valueOf(UnsafeByteOperations.unsafeWrap(out));
+    return leadership.confirm(term).thenApply(confirmed -> answer);
   }
 
   private LeaseTimeToLiveResponse timeToLive(io.etcd.jetcd.api.LeaseTimeToLiveRequest r) {
@@ -306,12 +338,6 @@ final class KvStateMachine extends BaseStateMachine {
       out.addAllKeys(lease.get().keys());
     }
     return out.build();
-  }
-
-  private void requireLeader() {
-    if (!isLeader.getAsBoolean()) {
-      throw new NotLeaderForQueryException();
-    }
   }
 
   /** A leader-only query reached a member that is no longer the leader; the caller retries. */

@@ -110,7 +110,10 @@ public final class RaftNode implements AutoCloseable {
     t.setDaemon(true);
     return t;
   });
-  private final ReadBarriers readBarriers = new ReadBarriers(this::readIndexRound, submitter);
+  private final ReadBarriers<Void> readBarriers = new ReadBarriers<>(this::readIndexRound, submitter);
+  /** Leadership checks for leader-only answers, shared like read rounds: each completes with the term confirmed. */
+  private final ReadBarriers<Long> leadershipChecks = new ReadBarriers<>(
+      () -> leaderConfirmation().thenApply(Confirmed::term), submitter);
   /**
    * One entry in flight on the leader: measured on 2 cores with 64 clients over 3 members (when
    * each member still proposed entries of its own), 1 gave ~2,650 puts/s, 2 ~2,000 and 4 or 8
@@ -194,7 +197,17 @@ public final class RaftNode implements AutoCloseable {
         .build();
     long clusterId = clusterId(config);
     RaftNode node = new RaftNode(config, server, group, client, leaseClock, stateMachine, clusterId, members);
-    stateMachine.setLeaderCheck(node::isLeader);
+    stateMachine.setLeadership(new KvStateMachine.Leadership() {
+      @Override
+      public long leaderTerm() {
+        return node.leaderTerm();
+      }
+
+      @Override
+      public CompletableFuture<Void> confirm(long term) {
+        return node.confirmLeadership(term);
+      }
+    });
     // commands queued behind an entry sent towards the old leader go out in the new lane
     stateMachine.setAfterLeaderChange(node.batcher::wake);
     RaftGroupMemberId self = node.division.getMemberId();
@@ -874,17 +887,26 @@ public final class RaftNode implements AutoCloseable {
    * is at or below the index.
    */
   CompletableFuture<Long> leaderReadIndex() {
+    return leaderConfirmation().thenApply(Confirmed::index);
+  }
+
+  /** A majority confirmed that this member leads in {@code term}, with {@code index} committed. */
+  private record Confirmed(long term, long index) {
+  }
+
+  /** {@link #leaderReadIndex}, with the term the majority confirmed. */
+  private CompletableFuture<Confirmed> leaderConfirmation() {
     long term = term();
     if (!isLeader() || !division.getInfo().isLeaderReady() || term() != term) {
       return CompletableFuture.failedFuture(new LeaderForward.Refused("not the leader"));
     }
-    long index = commitIndex();
+    Confirmed confirmed = new Confirmed(term, commitIndex());
     List<RaftPeer> others = group.getPeers().stream().filter(p -> !p.getId().equals(selfId)).toList();
     int needed = (others.size() + 1) / 2; // a majority of the members, this one included
     if (needed == 0) {
-      return CompletableFuture.completedFuture(index);
+      return CompletableFuture.completedFuture(confirmed);
     }
-    CompletableFuture<Long> out = new CompletableFuture<>();
+    CompletableFuture<Confirmed> out = new CompletableFuture<>();
     AtomicInteger yes = new AtomicInteger();
     AtomicInteger answered = new AtomicInteger();
     LeaderCheck check = LeaderCheck.newBuilder().setClusterId(clusterId).setTerm(term).setLeader(selfId.toString()).build();
@@ -894,7 +916,7 @@ public final class RaftNode implements AutoCloseable {
           : forward.check(address, check, config.electionTimeout().toMillis());
       answer.whenComplete((follows, e) -> {
         if (Boolean.TRUE.equals(follows) && yes.incrementAndGet() == needed) {
-          out.complete(index);
+          out.complete(confirmed);
         }
         if (answered.incrementAndGet() == others.size() && !out.isDone()) {
           out.completeExceptionally(new LeaderForward.Refused("leadership in term " + term + " not confirmed"));
@@ -902,6 +924,40 @@ public final class RaftNode implements AutoCloseable {
       });
     }
     return out;
+  }
+
+  /** The term this member leads in (it was leader in it at a moment during the call), or -1. */
+  long leaderTerm() {
+    long term = term();
+    return isLeader() && term() == term ? term : -1;
+  }
+
+  /**
+   * Completes once a leadership check that began after the call ({@link #leaderConfirmation},
+   * shared by the calls waiting meanwhile) has confirmed with a majority that this member still
+   * leads in {@code term}; fails otherwise. An answer this member computed as leader of {@code
+   * term} before the call was then computed by the only leader there was: a member that was
+   * paused (or cut off) while the others elected another one learns it only now, and its own
+   * clock and state may be stale. etcd checks the same way before it renews a lease
+   * ({@code ensureLeadership}); checking after the answer also covers a pause between the two.
+   */
+  CompletableFuture<Void> confirmLeadership(long term) {
+    return leadershipChecks.await().whenComplete((confirmed, e) -> {
+      if (e != null || confirmed != term) {
+        leaderQueriesUnconfirmed.incrementAndGet();
+      }
+    }).thenAccept(confirmed -> {
+      if (confirmed != term) {
+        throw new LeaderForward.Refused("leadership in term " + term + " not confirmed (now " + confirmed + ")");
+      }
+    });
+  }
+
+  private final AtomicLong leaderQueriesUnconfirmed = new AtomicLong();
+
+  /** Lease queries this member answered as leader and then withheld: its leadership was not confirmed. */
+  public long leaderQueriesUnconfirmed() {
+    return leaderQueriesUnconfirmed.get();
   }
 
   /** Whether this member is a follower in {@code term} that names {@code leader} (a Raft peer ID) as its leader. */

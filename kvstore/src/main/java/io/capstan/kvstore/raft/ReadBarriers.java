@@ -19,26 +19,28 @@ import java.util.function.Supplier;
  * queue's lock, and starting a round there (Ratis' submit blocks until a client thread has queued
  * the request under that lock) deadlocked the member.
  */
-final class ReadBarriers {
-  private final Supplier<CompletableFuture<Void>> barrier;
+final class ReadBarriers<T> {
+  private final Supplier<CompletableFuture<T>> barrier;
   private final java.util.concurrent.Executor starter;
   private final Histogram batchSizes = new Histogram(new SlidingTimeWindowArrayReservoir(1, TimeUnit.MINUTES));
-  private CompletableFuture<Void> next;
+  private CompletableFuture<T> next;
   private int nextSize;
   private boolean inFlight;
 
   /**
-   * @param barrier starts one ReadIndex round; completes when this member has applied up to it
+   * @param barrier starts one round (a ReadIndex round, completing when this member has applied up
+   *     to its index; or a leadership check, completing with the term confirmed); every call
+   *     waiting for a round gets its outcome
    * @param starter where rounds that follow a completed one are started
    */
-  ReadBarriers(Supplier<CompletableFuture<Void>> barrier, java.util.concurrent.Executor starter) {
+  ReadBarriers(Supplier<CompletableFuture<T>> barrier, java.util.concurrent.Executor starter) {
     this.barrier = barrier;
     this.starter = starter;
   }
 
-  /** Completes once a barrier that started after this call has completed. */
-  CompletableFuture<Void> await() {
-    CompletableFuture<Void> mine;
+  /** Completes, with its outcome, once a round that started after this call has completed. */
+  CompletableFuture<T> await() {
+    CompletableFuture<T> mine;
     synchronized (this) {
       if (next == null) {
         next = new CompletableFuture<>();
@@ -55,7 +57,7 @@ final class ReadBarriers {
   }
 
   private void startNext() {
-    CompletableFuture<Void> batch;
+    CompletableFuture<T> batch;
     synchronized (this) {
       if (inFlight || next == null) {
         return;
@@ -65,7 +67,7 @@ final class ReadBarriers {
       next = null;
       inFlight = true;
     }
-    CompletableFuture<Void> round;
+    CompletableFuture<T> round;
     try {
       round = barrier.get();
     } catch (RuntimeException e) {
@@ -88,13 +90,13 @@ final class ReadBarriers {
       if (error != null) {
         batch.completeExceptionally(error);
       } else {
-        batch.complete(null);
+        batch.complete(v);
       }
     });
   }
 
   private void failWaiting(Throwable cause) {
-    CompletableFuture<Void> waiting;
+    CompletableFuture<T> waiting;
     synchronized (this) {
       waiting = next;
       next = null;

@@ -217,6 +217,56 @@ class LeaderForwardTest {
     assertThat(raft(follower).forwardedQueries()).isEqualTo(before + 2);
   }
 
+  /**
+   * A lease's clock is the leader's, so a lease query is answered only once a majority, asked
+   * after the answer was computed, confirms that the member still leads. A leader whose followers
+   * are gone still believes it leads until its election timeout (3 s here) passes without their
+   * heartbeat replies; in that window it used to answer from its own clock. It is the window a
+   * leader paused past an election is in when it runs again (e2e PausedLeaderTest, where it
+   * answered TTL 0 for a lease the next leader kept alive).
+   */
+  @Test
+  void aLeaderWithoutAMajorityAnswersNoLeaseQuery() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().size(3).electionTimeout(Duration.ofSeconds(3)).start()) {
+      int lead = c.waitForLeader(Duration.ofSeconds(60));
+      awaitClientUrlsKnown(c, lead); // nothing more is committed unless asked
+      Channel ch = c.channel(lead);
+      long id = LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(30).build()).getID();
+      // answered while a majority follows; Ratis' ReadIndex now takes the commit index as confirmed
+      // and answers later reads at it without asking anyone (RaftNode#readIndexRound)
+      assertThat(timeToLive(ch, id).getTTL()).as("answered while a majority follows").isPositive();
+      RaftNode node = c.member(lead).raft();
+      long term = node.term();
+      long withheld = node.leaderQueriesUnconfirmed();
+      c.kill((lead + 1) % 3);
+      c.kill((lead + 2) % 3);
+      assertThat(node.isLeader()).as("still believes it leads right after its followers died").isTrue();
+
+      assertThatThrownBy(() -> LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.SECONDS)
+          .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).build()))
+          .as("TimeToLive from a leader no majority follows").isInstanceOf(StatusRuntimeException.class);
+      var replies = new LinkedBlockingQueue<Object>();
+      var stream = LeaseGrpc.newStub(ch).leaseKeepAlive(new io.grpc.stub.StreamObserver<>() {
+        @Override public void onNext(LeaseKeepAliveResponse r) { replies.add(r); }
+        @Override public void onError(Throwable t) { replies.add(t); }
+        @Override public void onCompleted() {}
+      });
+      try {
+        stream.onNext(LeaseKeepAliveRequest.newBuilder().setID(id).build());
+        Object first = replies.poll(1, TimeUnit.SECONDS);
+        assertThat(first instanceof LeaseKeepAliveResponse).as("a keep-alive from a leader no majority follows answered %s", first)
+            .isFalse();
+      } finally {
+        stream.onCompleted();
+      }
+      // both questions were asked while it still led in the same term: the refusals were the check's
+      assertThat(node.isLeader()).as("still believes it leads after both were refused").isTrue();
+      assertThat(node.term()).isEqualTo(term);
+      assertThat(node.leaderQueriesUnconfirmed() - withheld).as("answers withheld for want of a confirmed leadership").isPositive();
+    }
+  }
+
   private static LeaseTimeToLiveResponse timeToLive(Channel ch, long id) {
     return LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
         .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).setKeys(true).build());

@@ -12,7 +12,7 @@ class ReadBarriersTest {
   private final List<CompletableFuture<Void>> rounds = new ArrayList<>();
   /** Where following rounds are started: run by hand, to see that completion does not start them itself. */
   private final List<Runnable> starts = new ArrayList<>();
-  private final ReadBarriers barriers = new ReadBarriers(() -> {
+  private final ReadBarriers<Void> barriers = new ReadBarriers<>(() -> {
     CompletableFuture<Void> r = new CompletableFuture<>();
     rounds.add(r);
     return r;
