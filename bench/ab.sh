@@ -3,7 +3,8 @@
 # shared machine the figures drift by 10-30% over minutes, so one run of each says little.
 # Each run starts a fresh 3-member cluster, warms it up as compare.sh does (members.sh: warm_up),
 # then prints puts with 64 in flight (twice), serial puts through a follower and the leader, and
-# linearizable gets with 64 in flight and serially through a follower and the leader
+# linearizable gets with 64 in flight and serially through a follower and the leader, and lease
+# keep-alives serially through a follower and the leader and 64 in flight through a follower
 # (e.g. bench/ab.sh "" "-Dcapstan.read.log-barrier=true" 2 for the read path).
 #
 #   mvn -B -q package -DskipTests && bench/ab.sh "<options A>" "<options B>" [rounds]
@@ -43,6 +44,12 @@ run() {
   bench range --endpoints "$follower" --conns 1 --clients 1 --total 3000 --consistency l
   echo -n "linearizable gets through the leader: "
   bench range --endpoints "$lead" --conns 1 --clients 1 --total 3000 --consistency l
+  echo -n "lease keep-alives through a follower: "
+  bench lease --endpoints "$follower" --conns 1 --clients 1 --total 3000
+  echo -n "lease keep-alives through the leader: "
+  bench lease --endpoints "$lead" --conns 1 --clients 1 --total 3000
+  echo -n "lease keep-alives through a follower, 64 in flight: "
+  bench lease --endpoints "$follower" --conns 1 --clients 64 --total 20000
   stop_members
 }
 

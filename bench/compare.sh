@@ -86,6 +86,9 @@ run_suite() {
   echo "== $label: leader $lead, serial runs through follower $follower" >&2
   R[$label,put1]="$(bench put --endpoints "$follower" --conns 1 --clients 1 --total $serial_total --warmup 100 | tee -a /dev/stderr)"
   R[$label,rangel]="$(bench range --endpoints "$follower" --conns 1 --clients 1 --total $range_total --consistency l | tee -a /dev/stderr)"
+  # lease keep-alives: only the leader answers them (a follower asks it), as TimeToLive
+  R[$label,ka1]="$(bench lease --endpoints "$follower" --conns 1 --clients 1 --total $range_total | tee -a /dev/stderr)"
+  R[$label,ka64]="$(bench lease --endpoints "$follower" --conns 1 --clients 64 --total $((range_total * 4)) | tee -a /dev/stderr)"
   R[$label,range64]="$(bench range --endpoints "$eps" --clients 64 --total $((range_total * 4)) --consistency l | tee -a /dev/stderr)"
   R[$label,watch]="$(bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $watch_puts --rate 50 | tee -a /dev/stderr)"
   # The watch row's two parts: a put's own path at 50/s (commit, apply) and a delivery with
@@ -144,6 +147,9 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 | serial put through a follower: p50 / p99 | $(lat "${R[capstan,put1]}") | $(lat "${R[etcd,put1]}") |
 | serial linearizable get through a follower: ops/s | $(ops "${R[capstan,rangel]}") | $(ops "${R[etcd,rangel]}") |
 | serial linearizable get through a follower: p50 / p99 | $(lat "${R[capstan,rangel]}") | $(lat "${R[etcd,rangel]}") |
+| serial lease keep-alive through a follower: ops/s | $(ops "${R[capstan,ka1]}") | $(ops "${R[etcd,ka1]}") |
+| serial lease keep-alive through a follower: p50 / p99 | $(lat "${R[capstan,ka1]}") | $(lat "${R[etcd,ka1]}") |
+| lease keep-alives through a follower, 64 in flight on one stream: ops/s | $(ops "${R[capstan,ka64]}") | $(ops "${R[etcd,ka64]}") |
 | linearizable get, 64 in flight: ops/s | $(ops "${R[capstan,range64]}") | $(ops "${R[etcd,range64]}") |
 | watch delivery to 1000 watchers: p50 / p99 | $(lat "${R[capstan,watch]}") | $(lat "${R[etcd,watch]}") |
 | put through the leader at 50/s, one at a time: p50 / p99 | $(lat "${R[capstan,put50]}") | $(lat "${R[etcd,put50]}") |

@@ -23,7 +23,7 @@ import picocli.CommandLine.Option;
 @Command(name = "capstan bench", mixinStandardHelpOptions = true,
     description = "Benchmarks an etcd v3 API endpoint set; prints ops/s and latency percentiles.",
     subcommands = {BenchMain.Put.class, BenchMain.Range.class, WatchLatency.class, Failover.class, BenchMain.Status.class,
-        ApiBench.Create.class, ApiBench.Watch.class})
+        ApiBench.Create.class, ApiBench.Watch.class, LeaseBench.class})
 public final class BenchMain {
 
   /** Options every workload takes. */

@@ -300,6 +300,15 @@ final class KvStateMachine extends BaseStateMachine {
     if (query.getQueryCase() == Query.QueryCase.READ_BARRIER) {
       return CompletableFuture.completedFuture(Message.EMPTY);
     }
+    return leaderQuery(query).thenApply(out -> Message.valueOf(UnsafeByteOperations.unsafeWrap(out)));
+  }
+
+  /**
+   * Answers a leader-only query (lease keep-alive or time-to-live) from the state applied so far;
+   * the caller has waited for the apply of what was committed when the query arrived (Ratis' read
+   * path, or RaftNode#queryAsLeader's own read index). Fails unless this member leads.
+   */
+  CompletableFuture<byte[]> leaderQuery(Query query) {
     // A lease's clock is the leader's alone, and a leader that was paused (or cut off) while the
     // others elected another one still believes it leads for a moment after it runs again, with
     // a clock that went on while no keep-alive reached it: it would answer TTL 0 for a lease
@@ -321,8 +330,7 @@ final class KvStateMachine extends BaseStateMachine {
       case LEASE_TIME_TO_LIVE -> timeToLive(query.getLeaseTimeToLive()).toByteArray();
       default -> throw new IllegalArgumentException("unknown query " + query.getQueryCase());
     };
-    Message answer = Message.valueOf(UnsafeByteOperations.unsafeWrap(out));
-    return leadership.confirm(term).thenApply(confirmed -> answer);
+    return leadership.confirm(term).thenApply(confirmed -> out);
   }
 
   private LeaseTimeToLiveResponse timeToLive(io.etcd.jetcd.api.LeaseTimeToLiveRequest r) {

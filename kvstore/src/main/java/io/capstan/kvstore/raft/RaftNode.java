@@ -1004,9 +1004,19 @@ public final class RaftNode implements AutoCloseable {
     });
   }
 
-  /** Runs a leader-only query on this member through Ratis' read path (refused unless it leads). */
+  /**
+   * Runs a leader-only query on this member (refused unless it leads and has committed an entry
+   * of its term): once it has applied what was committed when the query arrived, which includes
+   * every write acknowledged before, the state machine answers and then withholds the answer
+   * until a majority confirms the leadership ({@link #confirmLeadership}). Not through Ratis'
+   * read path: its ReadIndex adds nothing to that check and its hand-offs between threads cost
+   * more than the rest of a keep-alive.
+   */
   CompletableFuture<byte[]> queryAsLeader(Query query) {
-    return answer(submitLocal(request(queryMessage(query), RaftClientRequest.readRequestType())));
+    if (!isLeader() || !division.getInfo().isLeaderReady()) {
+      return CompletableFuture.failedFuture(new LeaderForward.Refused("not the leader"));
+    }
+    return awaitApplied(commitIndex(), null).thenCompose(applied -> stateMachine.leaderQuery(query));
   }
 
   /** A query reply's content; a failed reply as its exception. */
