@@ -300,23 +300,37 @@ final class KvStateMachine extends BaseStateMachine {
     if (query.getQueryCase() == Query.QueryCase.READ_BARRIER) {
       return CompletableFuture.completedFuture(Message.EMPTY);
     }
-    return leaderQuery(query).thenApply(out -> Message.valueOf(UnsafeByteOperations.unsafeWrap(out)));
+    LeaderAnswer answer;
+    try {
+      answer = leaderAnswer(query);
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    return leadership.confirm(answer.term())
+        .thenApply(confirmed -> Message.valueOf(UnsafeByteOperations.unsafeWrap(answer.bytes())));
+  }
+
+  /** A leader-only query's answer and the term this member led in when it computed it. */
+  record LeaderAnswer(long term, byte[] bytes) {
   }
 
   /**
    * Answers a leader-only query (lease keep-alive or time-to-live) from the state applied so far;
    * the caller has waited for the apply of what was committed when the query arrived (Ratis' read
-   * path, or RaftNode#queryAsLeader's own read index). Fails unless this member leads.
+   * path, or RaftNode#queryAsLeader's own read index). Throws {@link NotLeaderForQueryException}
+   * unless this member leads.
+   *
+   * <p>The caller must not give the answer out before a majority, asked after it was computed,
+   * has confirmed that this member still leads in the answer's term ({@link Leadership#confirm}):
+   * a lease's clock is the leader's alone, and a leader that was paused (or cut off) while the
+   * others elected another one still believes it leads for a moment after it runs again, with a
+   * clock that went on while no keep-alive reached it. It answered TTL 0 for a lease the next
+   * leader kept alive (PausedLeaderTest).
    */
-  CompletableFuture<byte[]> leaderQuery(Query query) {
-    // A lease's clock is the leader's alone, and a leader that was paused (or cut off) while the
-    // others elected another one still believes it leads for a moment after it runs again, with
-    // a clock that went on while no keep-alive reached it: it would answer TTL 0 for a lease
-    // the next leader kept alive (PausedLeaderTest). So the answer is given only once a majority,
-    // asked after it was computed, confirms that this member still leads in the same term.
+  LeaderAnswer leaderAnswer(Query query) {
     long term = leadership.leaderTerm();
     if (term < 0) {
-      return CompletableFuture.failedFuture(new NotLeaderForQueryException());
+      throw new NotLeaderForQueryException();
     }
     byte[] out = switch (query.getQueryCase()) {
       case LEASE_KEEP_ALIVE -> {
@@ -330,7 +344,7 @@ final class KvStateMachine extends BaseStateMachine {
       case LEASE_TIME_TO_LIVE -> timeToLive(query.getLeaseTimeToLive()).toByteArray();
       default -> throw new IllegalArgumentException("unknown query " + query.getQueryCase());
     };
-    return leadership.confirm(term).thenApply(confirmed -> out);
+    return new LeaderAnswer(term, out);
   }
 
   private LeaseTimeToLiveResponse timeToLive(io.etcd.jetcd.api.LeaseTimeToLiveRequest r) {

@@ -220,13 +220,14 @@ final class LeaderForward implements AutoCloseable {
    * Refused} when the receiver is not the leader, with the gRPC status otherwise (a query changes
    * nothing: any failure may be retried).
    */
-  CompletableFuture<byte[]> query(String address, long clusterId, Query query, long timeoutMs) {
+  CompletableFuture<LeaderQueryReply> query(String address, long clusterId, Query query, long timeoutMs) {
     forwardedQueries.incrementAndGet();
-    LeaderQueryRequest request = LeaderQueryRequest.newBuilder().setClusterId(clusterId).setQuery(query).build();
-    CompletableFuture<byte[]> out = new CompletableFuture<>();
+    LeaderQueryRequest request = LeaderQueryRequest.newBuilder().setClusterId(clusterId).setQuery(query)
+        .setSenderConfirms(true).build();
+    CompletableFuture<LeaderQueryReply> out = new CompletableFuture<>();
     call(address, QUERY, request, timeoutMs).whenComplete((r, t) -> {
       if (t == null) {
-        out.complete(r.getAnswer().toByteArray());
+        out.complete(r);
       } else {
         out.completeExceptionally(refusal(t));
       }
@@ -307,9 +308,10 @@ final class LeaderForward implements AutoCloseable {
             observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
             return;
           }
-          node.queryAsLeader(request.getQuery()).whenComplete((answer, e) -> {
+          node.queryAsLeader(request.getQuery(), request.getSenderConfirms()).whenComplete((answer, e) -> {
             if (e == null) {
-              observer.onNext(LeaderQueryReply.newBuilder().setAnswer(com.google.protobuf.ByteString.copyFrom(answer)).build());
+              observer.onNext(LeaderQueryReply.newBuilder().setAnswer(com.google.protobuf.UnsafeByteOperations.unsafeWrap(answer.bytes()))
+                  .setTerm(answer.term()).build());
               observer.onCompleted();
             } else if (unwrap(e) instanceof org.apache.ratis.protocol.exceptions.NotLeaderException) {
               observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());

@@ -890,6 +890,11 @@ public final class RaftNode implements AutoCloseable {
     return leaderConfirmation().thenApply(Confirmed::index);
   }
 
+  /** How many other members a majority of the members needs beside this one. */
+  private int othersNeeded() {
+    return group.getPeers().size() / 2;
+  }
+
   /** A majority confirmed that this member leads in {@code term}, with {@code index} committed. */
   private record Confirmed(long term, long index) {
   }
@@ -902,7 +907,7 @@ public final class RaftNode implements AutoCloseable {
     }
     Confirmed confirmed = new Confirmed(term, commitIndex());
     List<RaftPeer> others = group.getPeers().stream().filter(p -> !p.getId().equals(selfId)).toList();
-    int needed = (others.size() + 1) / 2; // a majority of the members, this one included
+    int needed = othersNeeded();
     if (needed == 0) {
       return CompletableFuture.completedFuture(confirmed);
     }
@@ -942,6 +947,18 @@ public final class RaftNode implements AutoCloseable {
    * ({@code ensureLeadership}); checking after the answer also covers a pause between the two.
    */
   CompletableFuture<Void> confirmLeadership(long term) {
+    return confirmLeadership(term, 0);
+  }
+
+  /**
+   * As {@link #confirmLeadership(long)}, when {@code vouched} other members will confirm it
+   * themselves once the answer reaches them: with them the majority may be complete (one
+   * follower and the leader in a 3-member cluster), and no member is asked.
+   */
+  CompletableFuture<Void> confirmLeadership(long term, int vouched) {
+    if (othersNeeded() - vouched <= 0) {
+      return CompletableFuture.completedFuture(null);
+    }
     return leadershipChecks.await().whenComplete((confirmed, e) -> {
       if (e != null || confirmed != term) {
         leaderQueriesUnconfirmed.incrementAndGet();
@@ -988,11 +1005,12 @@ public final class RaftNode implements AutoCloseable {
         return CompletableFuture.failedFuture(new IllegalStateException("no leader"));
       }
       if (leader.equals(selfId)) {
-        return queryAsLeader(query);
+        return queryAsLeader(query, false).thenApply(KvStateMachine.LeaderAnswer::bytes);
       }
       String address = clientAddressOf(leader);
       if (address != null && forward.connected(address)) {
-        return forward.query(address, clusterId, query, config.electionTimeout().toMillis());
+        return forward.query(address, clusterId, query, config.electionTimeout().toMillis())
+            .thenApply(reply -> confirmedAnswer(reply, leader.toString()));
       }
       // Unordered: a read-only request to an explicit server inside Ratis' ordered stream stalls
       // the writes queued behind it on this client (seen as 6 s forwarded puts). Ratis' Netty
@@ -1011,12 +1029,35 @@ public final class RaftNode implements AutoCloseable {
    * until a majority confirms the leadership ({@link #confirmLeadership}). Not through Ratis'
    * read path: its ReadIndex adds nothing to that check and its hand-offs between threads cost
    * more than the rest of a keep-alive.
+   *
+   * @param senderConfirms the query came from a follower that will check, once the answer is
+   *     back, that it still follows this member in the answer's term ({@link #confirmedAnswer}):
+   *     one member of the majority, so this member asks one fewer
    */
-  CompletableFuture<byte[]> queryAsLeader(Query query) {
+  CompletableFuture<KvStateMachine.LeaderAnswer> queryAsLeader(Query query, boolean senderConfirms) {
     if (!isLeader() || !division.getInfo().isLeaderReady()) {
       return CompletableFuture.failedFuture(new LeaderForward.Refused("not the leader"));
     }
-    return awaitApplied(commitIndex(), null).thenCompose(applied -> stateMachine.leaderQuery(query));
+    return awaitApplied(commitIndex(), null).thenCompose(applied -> {
+      KvStateMachine.LeaderAnswer answer = stateMachine.leaderAnswer(query);
+      return confirmLeadership(answer.term(), senderConfirms ? 1 : 0).thenApply(confirmed -> answer);
+    });
+  }
+
+  /**
+   * A forwarded query's answer, on the follower that asked: given only if this member still
+   * follows {@code leader} in the term the leader answered in. Checked after the answer was
+   * computed, so this member is one of the majority the leader needs to have confirmed its
+   * leadership since ({@link #confirmLeadership}): it has not voted in a later term. A leader of
+   * an older version sets no term and confirmed by itself.
+   */
+  byte[] confirmedAnswer(io.capstan.kvstore.proto.LeaderQueryReply reply, String leader) {
+    if (reply.getTerm() != 0 && !follows(reply.getTerm(), leader)) {
+      leaderQueriesUnconfirmed.incrementAndGet();
+      throw new LeaderForward.Refused("the answer of " + leader + " in term " + reply.getTerm()
+          + " is not confirmed: this member is in term " + term() + " with leader " + division.getInfo().getLeaderId());
+    }
+    return reply.getAnswer().toByteArray();
   }
 
   /** A query reply's content; a failed reply as its exception. */

@@ -218,6 +218,29 @@ class LeaderForwardTest {
   }
 
   /**
+   * A follower that forwarded a lease query counts towards the majority that must confirm the
+   * leader's leadership after the answer was computed (so a 3-member leader asks no one): it
+   * gives the answer only if it still follows that leader in the term the leader answered in.
+   * A follower that has moved to a later term (it voted in an election meanwhile) or names
+   * another leader refuses it, and the query is asked again.
+   */
+  @Test
+  void aFollowerGivesAForwardedAnswerOnlyWhileItFollowsTheLeaderInTheAnswersTerm() {
+    RaftNode f = raft(follower);
+    String leaderName = cluster.member(leader).raft().name();
+    long term = f.term();
+    var answer = com.google.protobuf.ByteString.copyFromUtf8("answer");
+    long refused = f.leaderQueriesUnconfirmed();
+    assertThat(f.confirmedAnswer(io.capstan.kvstore.proto.LeaderQueryReply.newBuilder().setAnswer(answer).setTerm(term).build(),
+        leaderName)).isEqualTo(answer.toByteArray());
+    assertThatThrownBy(() -> f.confirmedAnswer(io.capstan.kvstore.proto.LeaderQueryReply.newBuilder().setAnswer(answer)
+        .setTerm(term + 1).build(), leaderName)).as("an answer from a term it is not in").isInstanceOf(LeaderForward.Refused.class);
+    assertThatThrownBy(() -> f.confirmedAnswer(io.capstan.kvstore.proto.LeaderQueryReply.newBuilder().setAnswer(answer)
+        .setTerm(term).build(), f.name())).as("an answer from a member it does not follow").isInstanceOf(LeaderForward.Refused.class);
+    assertThat(f.leaderQueriesUnconfirmed() - refused).isEqualTo(2);
+  }
+
+  /**
    * A lease's clock is the leader's, so a lease query is answered only once a majority, asked
    * after the answer was computed, confirms that the member still leads. A leader whose followers
    * are gone still believes it leads until its election timeout (3 s here) passes without their
