@@ -901,8 +901,8 @@ public final class RaftNode implements AutoCloseable {
 
   /** {@link #leaderReadIndex}, with the term the majority confirmed. */
   private CompletableFuture<Confirmed> leaderConfirmation() {
-    long term = term();
-    if (!isLeader() || !division.getInfo().isLeaderReady() || term() != term) {
+    long term = leaderTerm();
+    if (term < 0 || !division.getInfo().isLeaderReady()) {
       return CompletableFuture.failedFuture(new LeaderForward.Refused("not the leader"));
     }
     Confirmed confirmed = new Confirmed(term, commitIndex());
@@ -959,14 +959,13 @@ public final class RaftNode implements AutoCloseable {
     if (othersNeeded() - vouched <= 0) {
       return CompletableFuture.completedFuture(null);
     }
-    return leadershipChecks.await().whenComplete((confirmed, e) -> {
+    return leadershipChecks.await().handle((confirmed, e) -> {
       if (e != null || confirmed != term) {
         leaderQueriesUnconfirmed.incrementAndGet();
+        throw new LeaderForward.Refused("leadership in term " + term + " not confirmed ("
+            + (e != null ? e.getMessage() : "a majority confirmed term " + confirmed) + ")");
       }
-    }).thenAccept(confirmed -> {
-      if (confirmed != term) {
-        throw new LeaderForward.Refused("leadership in term " + term + " not confirmed (now " + confirmed + ")");
-      }
+      return null;
     });
   }
 
@@ -1192,9 +1191,9 @@ public final class RaftNode implements AutoCloseable {
   /** Leader only: proposes the revocation of the leases that expired. */
   private void expireLeases() {
     try {
-      // the term this member leads in: it was leader at some moment between the two reads
-      long term = term();
-      if (!isLeader() || !division.getInfo().isLeaderReady() || term() != term) {
+      // the term this member leads in: the expiry is applied only from an entry of that term
+      long term = leaderTerm();
+      if (term < 0 || !division.getInfo().isLeaderReady()) {
         return;
       }
       List<Long> expired = leaseClock.takeExpired(TimeUnit.SECONDS.toNanos(3));
