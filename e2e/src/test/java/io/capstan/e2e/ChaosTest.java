@@ -411,7 +411,7 @@ class ChaosTest {
     for (int i = 0; i < c.size(); i++) {
       List<Event> history;
       try {
-        history = history(channels.all.get(i), finalRevision);
+        history = history(c, i, channels.all.get(i), finalRevision);
       } catch (AssertionError e) {
         throw new AssertionError(c.name(i) + ": " + e.getMessage(), e);
       }
@@ -442,8 +442,13 @@ class ChaosTest {
     System.out.printf("chaos: the live watch saw %d events over %d streams%n", reference.size(), watcher.streams());
   }
 
-  /** Every event with a key under the prefix, from revision 1 through {@code last}, by a watch. */
-  private static List<Event> history(ManagedChannel ch, long last) throws Exception {
+  /**
+   * Every event with a key under the prefix, from revision 1 through {@code last}, by a watch on
+   * member {@code member}. If the watch does not get there, the failure says where every member's
+   * Raft and store stand ({@link #raftStates}), read from their metrics pages (a member whose gRPC
+   * port hangs still answers those).
+   */
+  private static List<Event> history(DistCluster c, int member, ManagedChannel ch, long last) throws Exception {
     List<Event> events = new ArrayList<>();
     CompletableFuture<List<Event>> done = new CompletableFuture<>();
     StreamObserver<WatchRequest> requests = WatchGrpc.newStub(ch).watch(observer(r -> {
@@ -466,15 +471,47 @@ class ChaosTest {
         return events.stream().filter(e -> e.getKv().getModRevision() <= last).toList();
       }
     } catch (TimeoutException e) {
-      RangeResponse local = kv(ch).range(RangeRequest.newBuilder().setKey(COUNTER).setSerializable(true).build());
       synchronized (events) {
         throw new AssertionError("watch from revision 1 stopped at " + events.size() + " events, the last at revision "
             + (events.isEmpty() ? 0 : events.get(events.size() - 1).getKv().getModRevision()) + ", waiting for " + last
-            + "; the member is at revision " + local.getHeader().getRevision());
+            + "; " + raftStates(c) + "; busy threads of " + c.name(member) + ": " + c.busyThreads(member, 3));
       }
     } finally {
       requests.onCompleted();
     }
+  }
+
+  /**
+   * Each member's term, role, log (first and last index), commit, applied and acknowledged index,
+   * store revision and snapshots installed, from its metrics; for a member that has not applied
+   * what it committed, also what its apply thread is doing.
+   */
+  private static String raftStates(DistCluster c) {
+    StringBuilder out = new StringBuilder();
+    for (int i = 0; i < c.size(); i++) {
+      out.append(i == 0 ? "" : "; ").append(c.name(i)).append(':');
+      try {
+        long commit = (long) c.metric(i, "raft_commit_index");
+        long applied = (long) c.metric(i, "raft_applied_index");
+        out.append(" term ").append((long) c.metric(i, "raft_term"))
+            .append(c.metric(i, "raft_is_leader") > 0 ? " leader" : c.metric(i, "raft_has_leader") > 0 ? " follower" : " no leader")
+            .append(", log ").append((long) c.metric(i, "raft_log_start_index"))
+            .append("..").append((long) c.metric(i, "raft_log_last_index"))
+            .append(", commit ").append(commit)
+            .append(", applied ").append(applied)
+            .append(", acknowledged ").append((long) c.metric(i, "raft_acknowledged_index"))
+            .append(", revision ").append((long) c.metric(i, "kvstore_revision"))
+            .append(", snapshots installed ").append((long) c.metric(i, "raft_snapshots_installed"))
+            .append(", apply repairs ").append((long) c.metric(i, "raft_apply_repairs"))
+            .append(", silent followers ").append((long) c.metric(i, "raft_silent_followers"));
+        if (applied < commit) {
+          out.append(", apply: ").append(c.threadTops(i, "StateMachineUpdater", 4));
+        }
+      } catch (RuntimeException | AssertionError e) {
+        out.append(" metrics unreadable (").append(e).append(')');
+      }
+    }
+    return out.toString();
   }
 
   /** A response observer: {@code next} for each response, {@code ended} on an error or the end of the stream. */

@@ -271,6 +271,71 @@ public final class DistCluster implements AutoCloseable {
     }
   }
 
+  /**
+   * Member {@code i}'s threads whose name contains {@code name}, each with its state and top
+   * {@code frames} frames (parking frames left out), on one line, for a failure message; best
+   * effort ({@code jcmd <pid> Thread.print}).
+   */
+  public String threadTops(int i, String name, int frames) {
+    return threadTops(i, t -> t.name().contains(name), frames, "(no thread named *" + name + "*)");
+  }
+
+  /**
+   * As {@link #threadTops(int, String, int)}, for the threads that are doing something: blocked
+   * on a monitor, or running outside the native calls where idle threads wait (epoll, accept,
+   * socket read). A thread stuck in a handler shows here; a quiet member shows none.
+   */
+  public String busyThreads(int i, int frames) {
+    return threadTops(i, t -> t.state().startsWith("BLOCKED") || (t.state().startsWith("RUNNABLE") && !t.frames().isEmpty()
+        && !t.frames().get(0).matches(".*(epollWait|EPoll\\.wait|Native\\.epoll|accept0|socketAccept|read0|readBytes|poll0|"
+        + "waitForReferencePendingList|Thread\\.print|getThreadInfo|dumpThreads).*")), frames, "(none busy)");
+  }
+
+  private record ThreadState(String name, String state, List<String> frames) {}
+
+  private String threadTops(int i, java.util.function.Predicate<ThreadState> which, int frames, String none) {
+    if (!isAlive(i)) {
+      return "(not running)";
+    }
+    try {
+      Path jcmd = Paths.get(System.getProperty("java.home"), "bin", "jcmd");
+      Process p = new ProcessBuilder(jcmd.toString(), Long.toString(processes[i].pid()), "Thread.print")
+          .redirectErrorStream(true).start();
+      List<String> lines = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).lines().toList();
+      p.waitFor(30, TimeUnit.SECONDS);
+      StringBuilder out = new StringBuilder();
+      for (int l = 0; l < lines.size(); l++) {
+        String header = lines.get(l);
+        if (!header.startsWith("\"") || header.indexOf('"', 1) < 0) {
+          continue;
+        }
+        String state = "";
+        List<String> top = new ArrayList<>();
+        for (int k = l + 1; k < lines.size() && !lines.get(k).isBlank(); k++) {
+          String frame = lines.get(k).trim();
+          if (frame.startsWith("java.lang.Thread.State:")) {
+            state = frame.substring("java.lang.Thread.State:".length()).trim();
+          } else if (frame.startsWith("at ") && !frame.startsWith("at jdk.internal.misc.")
+              && !frame.startsWith("at java.util.concurrent.locks.")) {
+            top.add(frame.substring(3));
+          }
+        }
+        ThreadState t = new ThreadState(header.substring(1, header.indexOf('"', 1)), state, top);
+        if (which.test(t)) {
+          out.append(" [").append(t.name()).append(' ').append(t.state()).append(':');
+          t.frames().stream().limit(frames).forEach(f -> out.append(' ').append(f));
+          out.append(']');
+        }
+      }
+      return out.length() == 0 ? none : out.toString().trim();
+    } catch (IOException e) {
+      return "(" + e + ")";
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "(interrupted)";
+    }
+  }
+
   /** The lines of member {@code i}'s log that contain {@code text}. */
   public List<String> logLines(int i, String text) {
     try {

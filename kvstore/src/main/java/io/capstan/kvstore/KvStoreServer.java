@@ -104,6 +104,9 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_has_leader", (Gauge<Integer>) () -> raft.hasLeader() ? 1 : 0);
     m.register("raft_applied_index", (Gauge<Long>) raft::appliedIndex);
     m.register("raft_commit_index", (Gauge<Long>) raft::commitIndex);
+    m.register("raft_log_start_index", (Gauge<Long>) raft::logStartIndex);
+    m.register("raft_log_last_index", (Gauge<Long>) raft::logLastIndex);
+    m.register("raft_acknowledged_index", (Gauge<Long>) raft::acknowledgedIndex);
     m.register("raft_snapshots_installed", (Gauge<Long>) raft::snapshotsInstalled);
     m.register("raft_silent_followers", (Gauge<Integer>) raft::silentFollowers);
     m.register("raft_forwarded_commands_total", (Gauge<Long>) raft::forwardedCommands);

@@ -415,6 +415,21 @@ public final class RaftNode implements AutoCloseable {
     return division.getRaftLog().getLastCommittedIndex();
   }
 
+  /** The index of the first entry this member's log holds (the ones before are in a snapshot); -1 if it holds none. */
+  public long logStartIndex() {
+    return division.getRaftLog().getStartIndex();
+  }
+
+  /** The index of the last entry this member's log holds (written or not yet flushed). */
+  public long logLastIndex() {
+    return division.getRaftLog().getNextIndex() - 1;
+  }
+
+  /** The highest log index of a write this member has acknowledged to a client ({@link #localReadBarrier}). */
+  public long acknowledgedIndex() {
+    return acknowledgedIndex.get();
+  }
+
   /** The current configuration's members: name and advertised peer address. */
   public Map<String, String> peers() {
     Map<String, String> out = new TreeMap<>();
