@@ -13,7 +13,10 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
-/** SIGKILL of real member processes: of the leader, of every member at once; and backup/restore. */
+/**
+ * SIGKILL of real member processes: of the leader, of every member at once; a member whose apply
+ * fails; and backup/restore.
+ */
 class CrashRecoveryTest {
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -72,6 +75,32 @@ class CrashRecoveryTest {
       Etcdctl back = new Etcdctl(c.endpoint(leader));
       await("the restarted member has lk/after").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
           .until(() -> back.run("get", "lk/after", "--consistency=s", "--print-value-only").out().equals("2\n"));
+    }
+  }
+
+  /**
+   * A member whose apply fails (a failpoint here; a bug or a broken store in life) loses its Raft
+   * server (Ratis closes it). It must not linger, serving a state that no longer moves: it exits
+   * with status 1, the others go on, and restarted it catches up from its log.
+   */
+  @Test
+  void aMemberWhoseApplyFailsExitsAndCatchesUpWhenRestarted() {
+    try (DistCluster c = new DistCluster(3).withJavaOpts(2, "-Dcapstan.failpoint.apply-fails-at=30").start()) {
+      Etcdctl first = new Etcdctl(c.endpoint(0));
+      for (int i = 0; i < 40; i++) {
+        first.run("put", "applyfail/" + i, "v" + i).ok();
+      }
+      assertThat(c.awaitExit(2, Duration.ofSeconds(30))).as("e2's exit status").isEqualTo(1);
+      assertThat(String.join("\n", c.logLines(2, "exits: its Raft server is"))).as("e2's last words").isNotEmpty();
+      first.run("put", "applyfail/after", "yes").ok();
+
+      c.withJavaOpts(2, null).startMember(2);
+      c.awaitReady(2, Duration.ofSeconds(60));
+      Etcdctl back = new Etcdctl(c.endpoint(2));
+      await("the restarted member has every write").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+          .until(() -> back.run("get", "applyfail/after", "--consistency=s", "--print-value-only").out().equals("yes\n"));
+      assertThat(back.run("get", "applyfail/", "--prefix", "--keys-only", "--consistency=s").ok().out().lines()
+          .filter(l -> !l.isEmpty()).count()).isEqualTo(41);
     }
   }
 

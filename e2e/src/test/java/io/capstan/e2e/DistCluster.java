@@ -33,6 +33,8 @@ public final class DistCluster implements AutoCloseable {
   private final int[] metricsPorts;
   private final Process[] processes;
   private final List<String> extraArgs = new ArrayList<>();
+  /** JVM flags (CAPSTAN_JAVA_OPTS) for one member's next start, by member. */
+  private final java.util.Map<Integer, String> javaOpts = new java.util.HashMap<>();
   private final Thread hook = new Thread(this::killAll, "dist-cluster-cleanup");
   private Links links;
 
@@ -62,6 +64,16 @@ public final class DistCluster implements AutoCloseable {
   /** Flags added to every member's command line from the next start on, e.g. {@code --snapshot-count 200}. */
   public DistCluster withArgs(String... args) {
     extraArgs.addAll(List.of(args));
+    return this;
+  }
+
+  /** JVM flags (e.g. a {@code -Dcapstan.failpoint...}) for member {@code i}'s starts from the next on; null for none. */
+  public DistCluster withJavaOpts(int i, String opts) {
+    if (opts == null) {
+      javaOpts.remove(i);
+    } else {
+      javaOpts.put(i, opts);
+    }
     return this;
   }
 
@@ -145,10 +157,26 @@ public final class DistCluster implements AutoCloseable {
     try {
       ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.appendTo(root.resolve(name(i) + ".log").toFile()));
+      if (javaOpts.containsKey(i)) {
+        pb.environment().put("CAPSTAN_JAVA_OPTS", javaOpts.get(i));
+      }
       processes[i] = pb.start();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** Member {@code i}'s exit status once its process has ended by itself within {@code timeout}; fails if it has not. */
+  public int awaitExit(int i, Duration timeout) {
+    try {
+      if (!processes[i].waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+        throw new AssertionError(name(i) + " still runs after " + timeout + ":\n" + log(i));
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError("interrupted", e);
+    }
+    return processes[i].exitValue();
   }
 
   /** SIGKILL, and wait until the process is gone. */

@@ -75,6 +75,20 @@ public final class KvStoreMain implements Callable<Integer> {
       server.close();
       stopped.countDown();
     }, "shutdown"));
+    // a member whose Raft server closed under it serves nothing true any more: exit (status 1)
+    // so that its supervisor restarts it, as etcd exits on a failed apply; on its own thread, as
+    // the shutdown hook stops the timer thread that noticed it
+    server.raft().onRaftLost(reason -> new Thread(() -> {
+      System.err.println("capstan kvstore: " + config.name() + " exits: " + reason);
+      // closing a Raft server that closed itself halfway may never end: halt after 10 s
+      Thread halt = new Thread(() -> {
+        java.util.concurrent.locks.LockSupport.parkNanos(java.util.concurrent.TimeUnit.SECONDS.toNanos(10));
+        Runtime.getRuntime().halt(1);
+      }, "raft-lost-halt");
+      halt.setDaemon(true);
+      halt.start();
+      System.exit(1);
+    }, "raft-lost-exit").start());
     stopped.await();
     return 0;
   }

@@ -81,9 +81,10 @@ public final class KvStoreServer implements AutoCloseable {
     AdminHttpServer admin = null;
     if (config.listenMetricsUrl() != null) {
       Urls.HostPort m = config.listenMetricsUrl();
-      admin = AdminHttpServer.start(m.host(), m.port(), metrics,
-          () -> raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader"),
-          () -> raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader"));
+      java.util.function.Supplier<AdminHttpServer.Check> raftCheck = () ->
+          !raft.raftRunning() ? AdminHttpServer.Check.failing("the Raft server is not running")
+              : raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader");
+      admin = AdminHttpServer.start(m.host(), m.port(), metrics, raftCheck, raftCheck);
     }
     KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics, compactor);
     LOG.info("kvstore member {} serving the etcd v3 API on {}", config.name(), grpc.ports());

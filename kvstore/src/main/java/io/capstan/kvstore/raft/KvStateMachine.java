@@ -195,6 +195,13 @@ final class KvStateMachine extends BaseStateMachine {
     return storage;
   }
 
+  /**
+   * A failpoint, as etcd's gofail ones: {@code -Dcapstan.failpoint.apply-fails-at=N} makes the
+   * apply of every client entry from Raft index N on throw, as a bug or a broken store would.
+   * Off (0) unless set; for tests of what a member does when its apply fails (it exits).
+   */
+  private static final long FAIL_APPLY_AT = Long.getLong("capstan.failpoint.apply-fails-at", 0);
+
   @Override
   public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
     RaftProtos.LogEntryProto entry = trx.getLogEntry();
@@ -205,6 +212,10 @@ final class KvStateMachine extends BaseStateMachine {
       // A log entry we cannot read must stop this member rather than be skipped: skipping would
       // make its state diverge from the others'.
       throw new IllegalStateException("unreadable Raft log entry at index " + entry.getIndex(), e);
+    }
+    if (FAIL_APPLY_AT > 0 && entry.getIndex() >= FAIL_APPLY_AT) {
+      throw new IllegalStateException("failpoint capstan.failpoint.apply-fails-at=" + FAIL_APPLY_AT
+          + ": the apply of raft index " + entry.getIndex() + " fails");
     }
     long stale = applier.staleExpiries();
     ApplyResult result = applier.apply(command, entry.getTerm());

@@ -226,6 +226,7 @@ public final class RaftNode implements AutoCloseable {
         LOG.warn("checking the apply for a lost snapshot reload failed", e); // the next run tries again
       }
     }, 500, 500, TimeUnit.MILLISECONDS);
+    node.timer.scheduleWithFixedDelay(node::checkRaftServer, 500, 500, TimeUnit.MILLISECONDS);
     node.timer.scheduleWithFixedDelay(() -> {
       try {
         node.silentFollowers = CommitBroadcast.reportFollowers(self, config.electionTimeout().toMillis());
@@ -1248,8 +1249,56 @@ public final class RaftNode implements AutoCloseable {
     }, 10, 10, TimeUnit.SECONDS);
   }
 
+  /** Set when {@link #close} begins: from then on the Raft server closes because we close it. */
+  private volatile boolean closing;
+  /** Why this member's Raft server closed by itself, or null while it runs. */
+  private volatile String raftLost;
+  private java.util.function.Consumer<String> onRaftLost = reason -> {};
+
+  /**
+   * Runs {@code action} (once, with the reason) when this member's Raft server closes by itself:
+   * at once if it already has. Ratis closes a member's server when its apply thread fails
+   * ({@code StateMachineUpdater} "caught a Throwable"); the member would then go on answering
+   * serializable reads from a state that no longer moves and forward writes it can never read
+   * back. The kvstore process exits on it ({@code KvStoreMain}), as etcd panics on a failed apply,
+   * so that its supervisor restarts it from its log.
+   */
+  public synchronized void onRaftLost(java.util.function.Consumer<String> action) {
+    onRaftLost = action;
+    if (raftLost != null) {
+      action.accept(raftLost);
+    }
+  }
+
+  /** Whether this member's Raft server runs (false once it closed by itself, or we closed it). */
+  public boolean raftRunning() {
+    return raftLost == null && !closing;
+  }
+
+  /** Notices this member's Raft server closing under it (the timer runs it every half second). */
+  private void checkRaftServer() {
+    if (closing || raftLost != null) {
+      return;
+    }
+    var state = division.getInfo().getLifeCycleState();
+    if (!state.isClosingOrClosed() && state != org.apache.ratis.util.LifeCycle.State.EXCEPTION) {
+      return;
+    }
+    java.util.function.Consumer<String> action;
+    synchronized (this) {
+      if (closing || raftLost != null) {
+        return;
+      }
+      raftLost = "its Raft server is " + state + " (applied index " + appliedIndex() + ", commit index " + commitIndex() + ")";
+      action = onRaftLost;
+    }
+    LOG.error("this member's Raft server closed by itself: {}; it no longer replicates or applies anything", raftLost);
+    action.accept(raftLost);
+  }
+
   @Override
   public void close() {
+    closing = true;
     CommitBroadcast.forget(division.getMemberId());
     forward.close();
     timer.shutdownNow();
