@@ -323,6 +323,10 @@ class ChaosTest {
 
   private static void check(DistCluster c, MemberChannels channels, List<Writer> writers, Reader reader, LiveWatcher watcher,
       Leases leases) throws Exception {
+    for (int i = 0; i < c.size(); i++) {
+      assertThat(c.isAlive(i)).as(c.name(i) + " runs after the chaos (its last words: "
+          + c.logLines(i, "exits: ") + ")").isTrue();
+    }
     await("the lease left alone expires").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(100))
         .ignoreExceptions().until(() -> leases.ttl(channels.all.get(0), leases.dropped) == -1);
     RangeResponse all = null;
