@@ -195,9 +195,11 @@ class ChaosTest {
     StringBuilder snapshots = new StringBuilder();
     for (int i = 0; i < c.size(); i++) {
       snapshots.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_snapshots_installed"))
-          .append('/').append((long) c.metric(i, "raft_apply_repairs"));
+          .append('/').append((long) c.metric(i, "raft_apply_repairs"))
+          .append('/').append((long) c.metric(i, "raft_snapshot_reload_retries"));
     }
-    System.out.println("chaos: snapshots installed from the leader / lost reloads repaired, per member:" + snapshots);
+    System.out.println("chaos: snapshots installed from the leader / lost reloads repaired / loads tried again,"
+        + " per member:" + snapshots);
   }
 
   /** What the test does to the cluster while the clients run (the kills, or the partitions). */

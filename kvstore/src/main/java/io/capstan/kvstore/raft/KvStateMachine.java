@@ -146,14 +146,60 @@ final class KvStateMachine extends BaseStateMachine {
       getLifeCycle().transition(LifeCycle.State.STARTING);
     }
     snapshots.awaitWrite(); // its file must not appear while the storage is read again
-    storage.loadLatestSnapshot();
-    loadLatestSnapshot();
+    loadInstalledSnapshot();
     snapshots.reloaded();
     snapshotsInstalled.incrementAndGet();
     afterApply.run(); // what waited for an index the snapshot covers may go on
     if (getLifeCycle().getCurrentState() == LifeCycle.State.STARTING) {
       getLifeCycle().transition(LifeCycle.State.RUNNING);
     }
+  }
+
+  /** How long {@link #loadInstalledSnapshot} tries before it gives up. */
+  private static final long RELOAD_TRIES_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+  private volatile Runnable beforeSnapshotLoad = () -> {};
+  private final java.util.concurrent.atomic.AtomicLong reloadRetries = new java.util.concurrent.atomic.AtomicLong();
+
+  /**
+   * Loads the newest snapshot in storage after Ratis installed one. A second installation that
+   * completes meanwhile (the leader sends the snapshot again after a timeout, or a newer one)
+   * replaces the whole state-machine directory: Ratis' {@code SnapshotManager} moves the old one
+   * aside, moves the new one in and deletes the old. The file found may then be gone when it is
+   * opened, or the directory briefly missing. Thrown out of here, that failure stopped Ratis'
+   * apply thread, and Ratis closed the member's Raft server (a member that then stood still:
+   * {@link RaftNode#onRaftLost}). So the load is tried again, every 100 ms, on what the directory
+   * holds then (the newer snapshot), for up to 30 s; a failure that lasts is thrown.
+   */
+  private void loadInstalledSnapshot() throws IOException {
+    long deadline = System.nanoTime() + RELOAD_TRIES_NANOS;
+    for (int attempt = 1; ; attempt++) {
+      beforeSnapshotLoad.run();
+      try {
+        if (storage.loadLatestSnapshot() == null && storage.getLatestSnapshot() == null) {
+          throw new IOException("no snapshot in the snapshot directory after an installation");
+        }
+        loadLatestSnapshot();
+        return;
+      } catch (IOException | RuntimeException e) {
+        if (System.nanoTime() - deadline > 0) {
+          throw e;
+        }
+        reloadRetries.incrementAndGet();
+        LOG.warn("loading the installed snapshot failed (attempt {}: {}); a newer installation may be replacing the "
+            + "snapshot directory: trying again in 100 ms", attempt, e.toString());
+        java.util.concurrent.locks.LockSupport.parkNanos(java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(100));
+      }
+    }
+  }
+
+  /** Runs before each attempt to load an installed snapshot (tests replace the directory there). */
+  void setBeforeSnapshotLoad(Runnable hook) {
+    this.beforeSnapshotLoad = hook;
+  }
+
+  /** Loads of an installed snapshot that failed and were tried again ({@link #loadInstalledSnapshot}). */
+  long reloadRetries() {
+    return reloadRetries.get();
   }
 
   /** The newest complete snapshot in this member's snapshot directory (read again from disk), or null. */

@@ -412,6 +412,11 @@ public final class RaftNode implements AutoCloseable {
     return stateMachine.snapshotsInstalled();
   }
 
+  /** Loads of an installed snapshot tried again: a newer installation was replacing the snapshot directory. */
+  public long snapshotReloadRetries() {
+    return stateMachine.reloadRetries();
+  }
+
   public long commitIndex() {
     return division.getRaftLog().getLastCommittedIndex();
   }
