@@ -1097,19 +1097,30 @@ public final class RaftNode implements AutoCloseable {
   }
 
   /**
-   * Submits to the local leader. Refused before it was appended (no longer leader, or a new
-   * leader that has not committed its first entry yet): safe to send again, through the client
-   * (which finds the new leader) or here after a pause. Any other failure is reported, never
-   * re-proposed (no double apply).
+   * Submits to the local leader, as one Raft client call (client ID and call ID) for good: every
+   * attempt after the first is that same call. A new leader that has not committed its first
+   * entry refuses it before appending it (tried again here after a pause). A NotLeaderException
+   * means either that this member no longer led when it arrived, or that it stepped down while
+   * the entry was appended and not yet applied here: Ratis answers every pending request so when
+   * its leader steps down (PendingRequests#sendNotLeaderResponses), and the next leader may well
+   * commit that entry. So the call goes to whoever leads next ({@link #resendAsSameCall}), whose
+   * retry cache answers it with the entry's own result if the entry made it into its log. Sent
+   * there as a new call it was applied twice: an increment in the partition chaos test (CI,
+   * 2026-11-29) whose second copy failed its compare, so the client learned of no increment while
+   * the counter had one more. Any other failure is reported, never re-proposed.
    */
   private CompletableFuture<RaftClientReply> submitAsLeader(Message msg, long deadline) {
-    return submitLocal(request(msg, RaftClientRequest.writeRequestType())).thenCompose(r -> {
+    return submitAsLeader(request(msg, RaftClientRequest.writeRequestType()), deadline);
+  }
+
+  private CompletableFuture<RaftClientReply> submitAsLeader(RaftClientRequest request, long deadline) {
+    return submitLocal(request).thenCompose(r -> {
       if (r.getNotLeaderException() != null) {
-        return client.async().send(msg);
+        return resendAsSameCall(request, deadline);
       }
       if (r.getException() instanceof LeaderNotReadyException && System.nanoTime() + RETRY_DELAY_MS * 1_000_000 < deadline) {
         CompletableFuture<RaftClientReply> again = new CompletableFuture<>();
-        timer.schedule(() -> submitAsLeader(msg, deadline).whenComplete((x, e) -> {
+        timer.schedule(() -> submitAsLeader(request, deadline).whenComplete((x, e) -> {
           if (e != null) {
             again.completeExceptionally(e);
           } else {
@@ -1120,6 +1131,66 @@ public final class RaftNode implements AutoCloseable {
       }
       return CompletableFuture.completedFuture(r);
     });
+  }
+
+  /**
+   * Sends {@code request} again, unchanged but for the member it is addressed to, to the member
+   * that leads now, until a leader answers it or {@code deadline} passes. A leader serves client
+   * requests only once it has applied its own term's first entry, so it has applied every entry
+   * of earlier terms, and its retry cache (filled at apply on every member) holds the answer of
+   * this call if its entry is in the log: it gives that answer rather than appending it again.
+   */
+  private CompletableFuture<RaftClientReply> resendAsSameCall(RaftClientRequest request, long deadline) {
+    resentCalls.incrementAndGet();
+    return retryingUntil(() -> {
+      RaftPeerId leader = division.getInfo().getLeaderId();
+      if (leader == null) {
+        return CompletableFuture.failedFuture(KvException.noLeader());
+      }
+      RaftClientRequest to = RaftClientRequest.newBuilder()
+          .setClientId(request.getClientId())
+          .setServerId(leader)
+          .setGroupId(request.getRaftGroupId())
+          .setCallId(request.getCallId())
+          .setMessage(request.getMessage())
+          .setType(request.getType())
+          .build();
+      CompletableFuture<RaftClientReply> sent;
+      if (leader.equals(selfId)) {
+        sent = submitLocal(to);
+      } else {
+        // a request on its own, outside the client's ordered stream (Netty's plain send is one);
+        // a failed connection is reset for the next attempt, as Ratis' client resets its own
+        var rpc = client.getClientRpc();
+        sent = (CommitBroadcast.NETTY ? rpc.sendRequestAsync(to) : rpc.sendRequestAsyncUnordered(to))
+            .whenComplete((r, e) -> {
+              if (e != null) {
+                rpc.handleException(leader, e instanceof CompletionException && e.getCause() != null ? e.getCause() : e, true);
+              }
+            });
+      }
+      return sent.thenCompose(r -> r.getNotLeaderException() != null || r.getException() instanceof LeaderNotReadyException
+          || r.getException() instanceof org.apache.ratis.protocol.exceptions.LeaderSteppingDownException
+          ? CompletableFuture.failedFuture(r.getException()) : CompletableFuture.completedFuture(r));
+    }, deadline);
+  }
+
+  private final AtomicLong resentCalls = new AtomicLong();
+
+  /**
+   * Hands the leadership to {@code target} (Ratis' transfer: the leader brings the target up to
+   * date and asks it to stand at once); blocks for up to {@code timeoutMs}.
+   */
+  void transferLeadership(RaftPeerId target, long timeoutMs) throws IOException {
+    RaftClientReply r = client.admin().transferLeadership(target, timeoutMs);
+    if (!r.isSuccess()) {
+      throw new IOException("leadership transfer to " + target + " failed: " + r.getException());
+    }
+  }
+
+  /** Entries this member, as leader, sent again as the same call after it stepped down ({@link #resendAsSameCall}). */
+  public long resentCalls() {
+    return resentCalls.get();
   }
 
   /** Commands per log entry this member proposed (group commit). */
@@ -1166,7 +1237,11 @@ public final class RaftNode implements AutoCloseable {
 
   /** Retries an idempotent read-side call until it succeeds or the request timeout passes. */
   private <T> CompletableFuture<T> retrying(Supplier<CompletableFuture<T>> call) {
-    long deadline = System.nanoTime() + config.requestTimeout().toNanos();
+    return retryingUntil(call, System.nanoTime() + config.requestTimeout().toNanos());
+  }
+
+  /** Tries {@code call} until it succeeds or {@code deadline} ({@link System#nanoTime}) passes. */
+  private <T> CompletableFuture<T> retryingUntil(Supplier<CompletableFuture<T>> call, long deadline) {
     CompletableFuture<T> result = new CompletableFuture<>();
     attempt(call, deadline, result);
     return result;

@@ -9,9 +9,7 @@ import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.ratis.server.raftlog.RaftLog;
 import org.apache.ratis.statemachine.SnapshotInfo;
 import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
@@ -36,20 +34,7 @@ class StalledApplyRepairTest {
       RaftLog log = follower.division().getRaftLog();
 
       // 1. the follower's updater stops after the next entry it applies; its log keeps growing
-      CountDownLatch release = new CountDownLatch(1);
-      AtomicBoolean hold = new AtomicBoolean(true);
-      Runnable after = sm.afterApply();
-      sm.setAfterApply(() -> {
-        after.run();
-        if (hold.get() && Thread.currentThread().getName().contains("StateMachineUpdater")) {
-          try {
-            release.await(60, TimeUnit.SECONDS);
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-          }
-        }
-      });
-      try {
+      try (ApplyHold hold = ApplyHold.on(sm)) {
         for (int i = 0; i < 200; i++) {
           Kv.put(c.channel(lead), "lost/" + i, "v" + i);
         }
@@ -74,9 +59,6 @@ class StalledApplyRepairTest {
         log.onSnapshotInstalled(snapshot.getIndex()).get(10, TimeUnit.SECONDS);
         assertThat(log.get(applied + 1)).as("the next entry to apply is gone").isNull();
         assertThat(sm.getLastAppliedTermIndex().getIndex()).isEqualTo(applied);
-      } finally {
-        hold.set(false);
-        release.countDown();
       }
 
       // 3. the follower reloads the snapshot and applies what came after it
