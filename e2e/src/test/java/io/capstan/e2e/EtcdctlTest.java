@@ -156,6 +156,37 @@ class EtcdctlTest {
   }
 
   @Test
+  void moveLeaderHandsTheLeadershipToTheNamedMemberAndRefusesAStranger() throws Exception {
+    JsonNode status = json(etcdctl.run("endpoint", "status", "-w", "json").ok().out());
+    long leader = status.get(0).at("/Status/leader").asLong();
+    long follower = 0;
+    for (JsonNode s : status) {
+      if (s.at("/Status/header/member_id").asLong() != leader) {
+        follower = s.at("/Status/header/member_id").asLong();
+      }
+    }
+    assertThat(follower).isNotZero();
+    assertThat(etcdctl.run("move-leader", Long.toHexString(follower)).ok().out())
+        .contains("Leadership transferred from " + Long.toHexString(leader) + " to " + Long.toHexString(follower));
+    long moved = follower;
+    await("every member names the new leader").atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(100))
+        .until(() -> {
+          JsonNode now = json(etcdctl.run("endpoint", "status", "-w", "json").ok().out());
+          for (JsonNode s : now) {
+            if (s.at("/Status/leader").asLong() != moved) {
+              return false;
+            }
+          }
+          return true;
+        });
+    assertThat(etcdctl.run("put", "ml/after", "1").ok().out()).isEqualTo("OK\n");
+
+    Etcdctl.Result stranger = etcdctl.run("move-leader", "abcdef");
+    assertThat(stranger.exitCode()).isNotZero();
+    assertThat(stranger.err()).contains("etcdserver: bad leader transferee");
+  }
+
+  @Test
   void compactionRefusesOldRevisions() {
     long r1 = Long.parseLong(etcdctl.run("put", "cp/k", "1", "-w", "json").ok().out().replaceAll("(?s).*\"revision\":(\\d+).*", "$1"));
     long r2 = Long.parseLong(etcdctl.run("put", "cp/k", "2", "-w", "json").ok().out().replaceAll("(?s).*\"revision\":(\\d+).*", "$1"));

@@ -98,6 +98,18 @@ public final class KvException extends RuntimeException {
     return new KvException(Status.Code.UNAVAILABLE, "etcdserver: request timed out, possibly due to previous leader failure");
   }
 
+  public static KvException notLeader() {
+    return new KvException(Status.Code.FAILED_PRECONDITION, "etcdserver: not leader");
+  }
+
+  public static KvException badLeaderTransferee() {
+    return new KvException(Status.Code.FAILED_PRECONDITION, "etcdserver: bad leader transferee");
+  }
+
+  public static KvException leaderTransferTimeout() {
+    return new KvException(Status.Code.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long");
+  }
+
   public static KvException stopped() {
     return new KvException(Status.Code.UNAVAILABLE, "etcdserver: server stopped");
   }

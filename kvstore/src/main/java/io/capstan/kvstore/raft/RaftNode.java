@@ -1178,6 +1178,42 @@ public final class RaftNode implements AutoCloseable {
   private final AtomicLong resentCalls = new AtomicLong();
 
   /**
+   * etcd's MoveLeader: this member, if it leads, hands the leadership to the member with ID
+   * {@code targetId} ({@link #transferLeadership}, within the request timeout). Fails as etcd
+   * does: "not leader" on a follower, "bad leader transferee" for an ID that is not a member,
+   * "leader transfer took too long" when the transfer does not complete; done at once if the
+   * target already leads.
+   */
+  public CompletableFuture<Void> moveLeader(long targetId) {
+    if (!isLeader()) {
+      return CompletableFuture.failedFuture(KvException.notLeader());
+    }
+    RaftPeer target = division.getGroup().getPeers().stream()
+        .filter(p -> memberIdOf(p.getId().toString()) == targetId).findFirst().orElse(null);
+    if (target == null) {
+      return CompletableFuture.failedFuture(KvException.badLeaderTransferee());
+    }
+    if (target.getId().equals(selfId)) {
+      return CompletableFuture.completedFuture(null);
+    }
+    long timeoutMs = config.requestTimeout().toMillis();
+    // Ratis' transfer call blocks: on a thread of its own (a rare operator's request)
+    return CompletableFuture.runAsync(() -> {
+      LOG.info("moving the leadership to {} at an operator's request", target.getId());
+      try {
+        transferLeadership(target.getId(), timeoutMs);
+      } catch (IOException e) {
+        LOG.warn("moving the leadership to {} failed: {}", target.getId(), e.getMessage());
+        throw KvException.leaderTransferTimeout();
+      }
+    }, r -> {
+      Thread t = new Thread(r, "move-leader");
+      t.setDaemon(true);
+      t.start();
+    });
+  }
+
+  /**
    * Hands the leadership to {@code target} (Ratis' transfer: the leader brings the target up to
    * date and asks it to stand at once); blocks for up to {@code timeoutMs}.
    */

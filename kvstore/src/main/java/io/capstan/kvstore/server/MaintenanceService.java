@@ -10,6 +10,8 @@ import io.etcd.jetcd.api.AlarmResponse;
 import io.etcd.jetcd.api.DefragmentRequest;
 import io.etcd.jetcd.api.DefragmentResponse;
 import io.etcd.jetcd.api.MaintenanceGrpc;
+import io.etcd.jetcd.api.MoveLeaderRequest;
+import io.etcd.jetcd.api.MoveLeaderResponse;
 import io.etcd.jetcd.api.SnapshotRequest;
 import io.etcd.jetcd.api.SnapshotResponse;
 import io.etcd.jetcd.api.StatusRequest;
@@ -25,7 +27,8 @@ import org.slf4j.LoggerFactory;
 /**
  * etcd's Maintenance service: Status, Snapshot (a consistent image of the state in Capstan's own
  * snapshot format, restorable with {@code capstan kvstore-restore}), Alarm (NOSPACE while writes are refused for space) and
- * Defragment (nothing to do: the state lives in memory and in the Raft log).
+ * Defragment (nothing to do: the state lives in memory and in the Raft log) and MoveLeader
+ * (Ratis' leadership transfer; {@code etcdctl move-leader}).
  */
 final class MaintenanceService extends MaintenanceGrpc.MaintenanceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(MaintenanceService.class);
@@ -42,6 +45,12 @@ final class MaintenanceService extends MaintenanceGrpc.MaintenanceImplBase {
   MaintenanceService(ServerContext ctx, Path scratchDir) {
     this.ctx = ctx;
     this.scratchDir = scratchDir;
+  }
+
+  @Override
+  public void moveLeader(MoveLeaderRequest request, StreamObserver<MoveLeaderResponse> observer) {
+    Replies.reply(ctx.raft().moveLeader(request.getTargetID())
+        .thenApply(v -> MoveLeaderResponse.newBuilder().setHeader(ctx.header(0)).build()), observer);
   }
 
   @Override
