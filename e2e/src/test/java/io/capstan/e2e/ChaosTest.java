@@ -87,6 +87,8 @@ class ChaosTest {
   private static final int WRITES_PER_PHASE = Integer.getInteger("capstan.chaos.writes-per-phase", 300);
   /** Cuts of the network in the partition test, one kind after the other ({@link Cut}). */
   private static final int PARTITION_ROUNDS = Integer.getInteger("capstan.chaos.partition-rounds", 5);
+  /** Leadership transfers of the transfer test (etcd's MoveLeader, as an operator moves a leader off a host). */
+  private static final int TRANSFER_ROUNDS = Integer.getInteger("capstan.chaos.transfer-rounds", 10);
   private static final Duration RPC_DEADLINE = Duration.ofSeconds(5);
   private static final String PREFIX = "chaos/";
   private static final ByteString COUNTER = ByteString.copyFromUtf8(PREFIX + "counter");
@@ -125,6 +127,64 @@ class ChaosTest {
         throw t;
       }
     }
+  }
+
+  /**
+   * The same clients and checks while the leadership is handed from member to member (etcd's
+   * MoveLeader, {@code etcdctl move-leader}), {@link #TRANSFER_ROUNDS} times, each after a third
+   * of a phase of writes. A leader that hands over steps down with writes appended and not yet
+   * applied, which Ratis answers with NotLeaderException though the next leader commits them:
+   * every write must still be applied once (each key at version 1) and answered at most once.
+   */
+  @Test
+  void leaderTransfersUnderConcurrentWritesLoseNoAcknowledgedWriteAndApplyNoneTwice() throws Exception {
+    try (DistCluster c = new DistCluster(3).withArgs("--snapshot-count", "200").start()) {
+      try {
+        chaos(c, ChaosTest::transfers);
+      } catch (Throwable t) {
+        keepLogs(c, t);
+        throw t;
+      }
+    }
+  }
+
+  private static void transfers(DistCluster c, MemberChannels channels, AtomicLong acked, Leases leases) {
+    for (int round = 0; round < TRANSFER_ROUNDS; round++) {
+      awaitAcks(acked, acked.get() + Math.max(1, WRITES_PER_PHASE / 3), "writes before transfer " + round);
+      int leader = channels.leaderIndex();
+      if (round == 0) {
+        leases.grantDropped(); // so that it expires under a later leader
+      }
+      // as an operator would, a transfer that failed (etcd's "leader transfer took too long")
+      // is asked for again, up to three times, from whoever leads then
+      for (int attempt = 1; ; attempt++) {
+        int target = (leader + 1 + round % 2) % c.size();
+        long targetId = io.etcd.jetcd.api.MaintenanceGrpc.newBlockingStub(channels.get(target))
+            .withDeadlineAfter(5, TimeUnit.SECONDS).status(io.etcd.jetcd.api.StatusRequest.getDefaultInstance())
+            .getHeader().getMemberId();
+        long start = System.nanoTime();
+        try {
+          io.etcd.jetcd.api.MaintenanceGrpc.newBlockingStub(channels.get(leader)).withDeadlineAfter(15, TimeUnit.SECONDS)
+              .moveLeader(io.etcd.jetcd.api.MoveLeaderRequest.newBuilder().setTargetID(targetId).build());
+        } catch (StatusRuntimeException e) {
+          System.out.printf("transfer round %d: %s could not hand the leadership to %s (attempt %d, %d ms): %s%n", round,
+              c.name(leader), c.name(target), attempt, (System.nanoTime() - start) / 1_000_000, e.getStatus());
+          assertThat(attempt).as("attempts at transfer " + round).isLessThan(3);
+          leader = channels.leaderIndex();
+          continue;
+        }
+        int now = channels.leaderIndexOtherThan(leader);
+        System.out.printf("transfer round %d: %s handed the leadership to %s (%s leads) in %d ms%n", round, c.name(leader),
+            c.name(target), c.name(now), (System.nanoTime() - start) / 1_000_000);
+        break;
+      }
+    }
+    awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after the transfers");
+    StringBuilder resent = new StringBuilder();
+    for (int i = 0; i < c.size(); i++) {
+      resent.append(' ').append(c.name(i)).append('=').append((long) c.metric(i, "raft_resent_calls"));
+    }
+    System.out.println("chaos: entries a stepped-down leader sent again as the same call, per member:" + resent);
   }
 
   /** The cuts of the partition test, in the order it makes them. */
@@ -370,12 +430,14 @@ class ChaosTest {
         assertThat(kv).as("acknowledged put of " + a.key() + " at revision " + a.revision()).isNotNull();
         assertThat(kv.getValue().toStringUtf8()).as(a.key()).isEqualTo(Writer.valueOf(a.key()));
         assertThat(kv.getModRevision()).as("revision of " + a.key()).isEqualTo(a.revision());
+        assertThat(kv.getVersion()).as(a.key() + " applied once").isEqualTo(1);
         written.add(a.key());
       }
       for (String key : w.ambiguousKeys) {
         KeyValue kv = stored.get(key);
         if (kv != null) {
           assertThat(kv.getValue().toStringUtf8()).as(key + ", written with an unknown outcome").isEqualTo(Writer.valueOf(key));
+          assertThat(kv.getVersion()).as(key + ", written with an unknown outcome, applied at most once").isEqualTo(1);
         }
         written.add(key);
       }

@@ -1099,7 +1099,8 @@ public final class RaftNode implements AutoCloseable {
   /**
    * Submits to the local leader, as one Raft client call (client ID and call ID) for good: every
    * attempt after the first is that same call. A new leader that has not committed its first
-   * entry refuses it before appending it (tried again here after a pause). A NotLeaderException
+   * entry, or a leader handing its leadership on (MoveLeader), refuses it before appending it
+   * (tried again here after a pause). A NotLeaderException
    * means either that this member no longer led when it arrived, or that it stepped down while
    * the entry was appended and not yet applied here: Ratis answers every pending request so when
    * its leader steps down (PendingRequests#sendNotLeaderResponses), and the next leader may well
@@ -1118,7 +1119,11 @@ public final class RaftNode implements AutoCloseable {
       if (r.getNotLeaderException() != null) {
         return resendAsSameCall(request, deadline);
       }
-      if (r.getException() instanceof LeaderNotReadyException && System.nanoTime() + RETRY_DELAY_MS * 1_000_000 < deadline) {
+      // refused before it was appended: a new leader that has not committed its first entry, or
+      // a leader handing its leadership on (which then answers NotLeaderException: see above)
+      if ((r.getException() instanceof LeaderNotReadyException
+          || r.getException() instanceof org.apache.ratis.protocol.exceptions.LeaderSteppingDownException)
+          && System.nanoTime() + RETRY_DELAY_MS * 1_000_000 < deadline) {
         CompletableFuture<RaftClientReply> again = new CompletableFuture<>();
         timer.schedule(() -> submitAsLeader(request, deadline).whenComplete((x, e) -> {
           if (e != null) {
