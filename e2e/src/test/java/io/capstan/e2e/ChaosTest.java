@@ -98,12 +98,7 @@ class ChaosTest {
     // snapshots every 200 entries, the log purged behind them: a member down for a phase
     // comes back behind the leader's log and catches up by snapshot installation
     try (DistCluster c = new DistCluster(3).withArgs("--snapshot-count", "200").start()) {
-      try {
-        chaos(c, ChaosTest::kills);
-      } catch (Throwable t) {
-        keepLogs(c, t);
-        throw t;
-      }
+      chaos(c, ChaosTest::kills);
     }
   }
 
@@ -119,13 +114,7 @@ class ChaosTest {
   @Test
   void partitionsUnderConcurrentWritesLoseNoAcknowledgedWriteAndServeNoStaleRead() throws Exception {
     try (DistCluster c = new DistCluster(3).withLinks().withArgs("--snapshot-count", "200").start()) {
-      try {
-        chaos(c, ChaosTest::partitions);
-        assertThat(c.links().unidentified()).as("connections between members whose member was not found").isZero();
-      } catch (Throwable t) {
-        keepLogs(c, t);
-        throw t;
-      }
+      chaos(c, ChaosTest::partitions);
     }
   }
 
@@ -139,12 +128,7 @@ class ChaosTest {
   @Test
   void leaderTransfersUnderConcurrentWritesLoseNoAcknowledgedWriteAndApplyNoneTwice() throws Exception {
     try (DistCluster c = new DistCluster(3).withArgs("--snapshot-count", "200").start()) {
-      try {
-        chaos(c, ChaosTest::transfers);
-      } catch (Throwable t) {
-        keepLogs(c, t);
-        throw t;
-      }
+      chaos(c, ChaosTest::transfers);
     }
   }
 
@@ -260,6 +244,7 @@ class ChaosTest {
     }
     System.out.println("chaos: snapshots installed from the leader / lost reloads repaired / loads tried again,"
         + " per member:" + snapshots);
+    assertThat(links.unidentified()).as("connections between members whose member was not found").isZero();
   }
 
   /** What the test does to the cluster while the clients run (the kills, or the partitions). */
@@ -267,7 +252,17 @@ class ChaosTest {
     void run(DistCluster c, MemberChannels channels, AtomicLong acked, Leases leases) throws Exception;
   }
 
+  /** Runs the clients, {@code nemesis} and the checks; on a failure, keeps the members' logs ({@link #keepLogs}). */
   private static void chaos(DistCluster c, Nemesis nemesis) throws Exception {
+    try {
+      runChaos(c, nemesis);
+    } catch (Throwable t) {
+      keepLogs(c, t);
+      throw t;
+    }
+  }
+
+  private static void runChaos(DistCluster c, Nemesis nemesis) throws Exception {
     try (MemberChannels channels = new MemberChannels(c)) {
       AtomicLong acked = new AtomicLong();
       AtomicLong counterFloor = new AtomicLong();
