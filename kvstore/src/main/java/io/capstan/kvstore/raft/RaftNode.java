@@ -1205,11 +1205,31 @@ public final class RaftNode implements AutoCloseable {
     // Ratis' transfer call blocks: on a thread of its own (a rare operator's request)
     return CompletableFuture.runAsync(() -> {
       LOG.info("moving the leadership to {} at an operator's request", target.getId());
-      try {
-        transferLeadership(target.getId(), timeoutMs);
-      } catch (IOException e) {
-        LOG.warn("moving the leadership to {} failed: {}", target.getId(), e.getMessage());
-        throw KvException.leaderTransferTimeout();
+      long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+      for (int attempt = 1; ; attempt++) {
+        long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        try {
+          transferLeadership(target.getId(), left);
+          return;
+        } catch (IOException e) {
+          // The election the transfer started may still end with the target leading: wait for
+          // it. Else, while this member still leads and time is left, ask again: Ratis 3.3.0
+          // ends whatever transfer is pending when an earlier transfer's timer runs out
+          // (TransferLeadership#complete), so one begun within a request timeout of the last
+          // one on this member can fail early with TIMED_OUT.
+          long settle = Math.min(deadline, System.nanoTime() + config.electionTimeout().toNanos());
+          while (System.nanoTime() < settle && !isLeader() && !target.getId().equals(division.getInfo().getLeaderId())) {
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
+          }
+          if (target.getId().equals(division.getInfo().getLeaderId())) {
+            return;
+          }
+          if (!isLeader() || deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(config.electionTimeout().toMillis())) {
+            LOG.warn("moving the leadership to {} failed (attempt {}): {}", target.getId(), attempt, e.getMessage());
+            throw KvException.leaderTransferTimeout();
+          }
+          LOG.info("moving the leadership to {}: attempt {} failed ({}), trying again", target.getId(), attempt, e.getMessage());
+        }
       }
     }, r -> {
       Thread t = new Thread(r, "move-leader");
