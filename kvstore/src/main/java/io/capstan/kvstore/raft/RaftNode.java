@@ -56,6 +56,7 @@ import org.apache.ratis.protocol.RaftPeerId;
 import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.RaftServerConfigKeys;
+import org.apache.ratis.server.impl.ElectionWatch;
 import org.apache.ratis.server.storage.RaftStorage;
 import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
 import org.apache.ratis.util.SizeInBytes;
@@ -95,6 +96,16 @@ public final class RaftNode implements AutoCloseable {
   private final KvStateMachine stateMachine;
   private final ScheduledExecutorService timer;
   private final StalledApplyRepair applyRepair;
+  /** Calls an election once the leader has been silent for an election timeout ({@link ElectionWatch}). */
+  private final ElectionWatch electionWatch;
+  /** Runs {@link #electionWatch} alone, so that no other task delays it. */
+  private final ScheduledExecutorService electionWatchTimer;
+  private final AtomicLong watchedElections = new AtomicLong();
+  /** How often the election watch looks: at most this late after the election timeout. */
+  private static final long ELECTION_WATCH_PERIOD_MS = 10;
+  /** {@code -Dcapstan.raft.election-watch=false} leaves elections to Ratis' timer alone (for A/B runs). */
+  private static final boolean ELECTION_WATCH =
+      Boolean.parseBoolean(System.getProperty("capstan.raft.election-watch", "true"));
   /** Entries this member sent through Ratis' client while not the leader. */
   private final AtomicLong clientProposals = new AtomicLong();
   /** On the leader: followers that have not answered for an election timeout (CommitBroadcast#reportFollowers). */
@@ -150,6 +161,12 @@ public final class RaftNode implements AutoCloseable {
     config.initialCluster().forEach((name, url) -> memberIds.put(name, memberId(url, config.initialClusterToken())));
     this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "raft-node-timer");
+      t.setDaemon(true);
+      return t;
+    });
+    this.electionWatch = new ElectionWatch(division, ELECTION_WATCH_PERIOD_MS);
+    this.electionWatchTimer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "raft-election-watch");
       t.setDaemon(true);
       return t;
     });
@@ -218,6 +235,10 @@ public final class RaftNode implements AutoCloseable {
         node.appliedWaiters.advance(applied.getIndex());
       }
     });
+    if (ELECTION_WATCH) {
+      node.electionWatchTimer.scheduleWithFixedDelay(node::watchElection, ELECTION_WATCH_PERIOD_MS,
+          ELECTION_WATCH_PERIOD_MS, TimeUnit.MILLISECONDS);
+    }
     node.timer.scheduleWithFixedDelay(node::expireLeases, 250, 250, TimeUnit.MILLISECONDS);
     node.timer.scheduleWithFixedDelay(() -> {
       try {
@@ -497,6 +518,25 @@ public final class RaftNode implements AutoCloseable {
     return forward.forwardedCommands.get();
   }
 
+  /** One look of the election watch (on its own thread). */
+  private void watchElection() {
+    try {
+      ElectionWatch.Election e = electionWatch.look();
+      if (e != null) {
+        watchedElections.incrementAndGet();
+        LOG.info("{} heard nothing from leader {} for {} ms (election timeout {} ms): standing for election",
+            selfId, e.silentLeader(), e.silentMs(), e.timeoutMs());
+      }
+    } catch (RuntimeException e) {
+      LOG.warn("the election watch failed; the next look tries again", e);
+    }
+  }
+
+  /** Elections this member stood for because the election watch saw its leader silent ({@link ElectionWatch}). */
+  public long watchedElections() {
+    return watchedElections.get();
+  }
+
   /** Times this member reloaded its state machine because Ratis lost the reload of an installed snapshot ({@link StalledApplyRepair}). */
   public long applyRepairs() {
     return applyRepair.repairs.get();
@@ -577,11 +617,12 @@ public final class RaftNode implements AutoCloseable {
   }
 
   /**
-   * @param refusedSince when this entry first found its leader's client port unreachable
-   *     ({@link System#nanoTime()}), 0 if it has not
+   * @param waitFrom when this entry's wait for a reachable leader last (re)started ({@link
+   *     System#nanoTime()}): its first refusal by the leader's client port, moved on at each look
+   *     that finds Raft not hearing from that leader; 0 if it has not been refused
    */
   private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward, long deadline,
-      long refusedSince) {
+      long waitFrom) {
     if (DIRECT_FORWARD && mayForward && !isLeader()) {
       if (!hasLeader() && System.nanoTime() + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
         // An election is on: wait for its leader, as etcd's proposals do, rather than hand the
@@ -603,14 +644,18 @@ public final class RaftNode implements AutoCloseable {
             return forwardToLeader(entry, leader);
           }
           // Most likely dead, and this member has not yet seen its election timeout pass: wait
-          // for the next leader as during an election, for an election timeout after the first
-          // refusal and for as long as Raft does not hear from that leader either. (Silence
-          // alone can mislead: granting a vote in the election resets Ratis' record of it.) A
-          // leader that outlives that wait and still heartbeats, but whose client URL is
-          // unreachable from here, is reached through Ratis' client.
+          // for the next leader as during an election, until Raft has been seen hearing from
+          // that leader for a whole election timeout since the first refusal. Each look that
+          // finds the leader silent (or this member a candidate) starts that timeout again:
+          // Ratis' record of the leader's last word is also reset by a vote or pre-vote this
+          // member grants and by a failed pre-vote of its own, all with the dead leader still
+          // named, so one look can show a dead leader as just heard (CI saw a write go through
+          // Ratis' client 4.6 s into a slow election, 8 ms before its leader was elected). A
+          // leader that still heartbeats after that wait, but whose client URL is unreachable
+          // from here, is reached through Ratis' client.
           long now = System.nanoTime();
-          long since = refusedSince != 0 ? refusedSince : now;
-          if ((now - since < config.electionTimeout().toNanos() || leaderSilentFor() >= leaderSilentMs())
+          long since = waitFrom == 0 || leaderSilentFor() >= leaderSilentMs() ? now : waitFrom;
+          if (now - since < config.electionTimeout().toNanos()
               && now + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
             return replicateAfterPoll(entry, deadline, since);
           }
@@ -625,12 +670,12 @@ public final class RaftNode implements AutoCloseable {
    * Replicates {@code entry} again after {@link #LEADER_POLL}, from the submitter (a client's send
    * must not run on the timer), until {@code deadline}.
    */
-  private CompletableFuture<ApplyResult> replicateAfterPoll(RaftCommand entry, long deadline, long refusedSince) {
+  private CompletableFuture<ApplyResult> replicateAfterPoll(RaftCommand entry, long deadline, long waitFrom) {
     CompletableFuture<ApplyResult> later = new CompletableFuture<>();
     try {
       timer.schedule(() -> {
         try {
-          submitter.execute(() -> replicate(entry, true, deadline, refusedSince).whenComplete((r, e) -> {
+          submitter.execute(() -> replicate(entry, true, deadline, waitFrom).whenComplete((r, e) -> {
             if (e != null) {
               later.completeExceptionally(e);
             } else {
@@ -1442,6 +1487,7 @@ public final class RaftNode implements AutoCloseable {
     closing = true;
     CommitBroadcast.forget(division.getMemberId());
     forward.close();
+    electionWatchTimer.shutdownNow();
     timer.shutdownNow();
     submitter.shutdownNow();
     try {

@@ -422,6 +422,37 @@ class LeaderForwardTest {
   }
 
   /**
+   * A leader that Raft keeps hearing from but whose client URL a follower cannot reach (here it
+   * advertises a port nobody listens on) gets that follower's writes through Ratis' client, once
+   * the follower has heard it for an election timeout after the first refusal: the write
+   * succeeds, later than that timeout and well before its deadline.
+   */
+  @Test
+  void aLiveLeaderWhoseClientUrlIsUnreachableGetsWritesThroughRatisClient() throws Exception {
+    String unreachable = "http://127.0.0.1:" + MiniCluster.freePort();
+    try (MiniCluster c = MiniCluster.builder().size(3).advertiseClientUrl(0, unreachable).start()) {
+      int lead = c.waitForLeader(Duration.ofSeconds(30));
+      if (lead != 0) {
+        c.member(lead).raft().moveLeader(c.member(0).raft().memberId()).get(30, TimeUnit.SECONDS);
+        await("m0 leads").atMost(Duration.ofSeconds(30)).until(() -> c.leaderIndex() == 0);
+      }
+      int follower = 1;
+      awaitClientUrlsKnown(c, follower);
+      RaftNode node = c.member(follower).raft();
+      long viaClient = node.clientProposals();
+      long start = System.nanoTime();
+      var reply = io.etcd.jetcd.api.KVGrpc.newBlockingStub(c.channel(follower)).withDeadlineAfter(20, TimeUnit.SECONDS)
+          .put(PutRequest.newBuilder().setKey(bs("fw/unreachable-leader")).setValue(bs("v")).build());
+      Duration took = Duration.ofNanos(System.nanoTime() - start);
+      assertThat(reply.getHeader().getRevision()).isGreaterThan(0);
+      assertThat(c.leaderIndex()).as("the leader throughout").isZero();
+      assertThat(node.clientProposals() - viaClient).as("entries sent through Ratis' client").isEqualTo(1);
+      assertThat(took).as("time the write took").isGreaterThanOrEqualTo(c.config(follower).electionTimeout())
+          .isLessThan(c.config(follower).requestTimeout());
+    }
+  }
+
+  /**
    * Waits until {@code member} knows every member's client URL (members publish them once a
    * leader is up): a leader whose URL a follower does not know is reached through Ratis' client.
    */

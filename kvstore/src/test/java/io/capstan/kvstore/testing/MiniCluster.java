@@ -48,7 +48,11 @@ public final class MiniCluster implements AutoCloseable {
       initial.put(name(i), "http://127.0.0.1:" + peerPorts[i]);
     }
     for (int i = 0; i < b.size; i++) {
-      configs.add(KvStoreConfig.builder()
+      KvStoreConfig.Builder config = KvStoreConfig.builder();
+      if (b.advertisedClientUrls.containsKey(i)) {
+        config.advertiseClientUrls(List.of(b.advertisedClientUrls.get(i)));
+      }
+      configs.add(config
           .name(name(i))
           .dataDir(root.resolve(name(i)))
           .listenClientUrls(List.of(new Urls.HostPort("127.0.0.1", clientPorts[i])))
@@ -240,6 +244,7 @@ public final class MiniCluster implements AutoCloseable {
     private Duration progressNotifyInterval = Duration.ofMinutes(10);
     private long quotaBackendBytes = 0;
     private int maxRequestBytes = KvStoreConfig.DEFAULT_MAX_REQUEST_BYTES;
+    private final Map<Integer, String> advertisedClientUrls = new LinkedHashMap<>();
 
     public Builder size(int v) { size = v; return this; }
     public Builder snapshotCount(long v) { snapshotCount = v; return this; }
@@ -248,6 +253,8 @@ public final class MiniCluster implements AutoCloseable {
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
     public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
     public Builder maxRequestBytes(int v) { maxRequestBytes = v; return this; }
+    /** Member {@code i} advertises {@code url} as its client URL instead of the one it listens on. */
+    public Builder advertiseClientUrl(int i, String url) { advertisedClientUrls.put(i, url); return this; }
 
     /** Starts every member (in parallel, as Raft needs a majority to elect) and waits for a leader. */
     public MiniCluster start() {
