@@ -68,20 +68,24 @@ public final class ElectionWatch {
       holdUntilNanos = now + maxMs * 1_000_000L;
     }
     lastLookNanos = now;
+    boolean leader = server.getInfo().isLeader();
+    if (wasLeader && !leader) {
+      steppedDownAtNanos = now;
+    }
+    wasLeader = leader;
+    FollowerState fs = server.getRole().getFollowerState().orElse(null);
+    if (fs != watched) {
+      watched = fs;
+      timeoutMs = minMs + ThreadLocalRandom.current().nextLong(maxMs - minMs + 1);
+    }
+    // the server's lock only once the silence is long enough: Ratis takes it on every append
+    if (fs == null || fs.getLastRpcTime().elapsedTimeMs() < timeoutMs || now - holdUntilNanos < 0
+        || (steppedDownAtNanos != 0 && now - steppedDownAtNanos < stepDownWaitMs * 1_000_000L)) {
+      return null;
+    }
     synchronized (server) {
-      boolean leader = server.getInfo().isLeader();
-      if (wasLeader && !leader) {
-        steppedDownAtNanos = now;
-      }
-      wasLeader = leader;
-      FollowerState fs = server.getRole().getFollowerState().orElse(null);
-      if (fs != watched) {
-        watched = fs;
-        timeoutMs = minMs + ThreadLocalRandom.current().nextLong(maxMs - minMs + 1);
-      }
       RaftPeerId silentLeader = server.getState().getLeaderId();
-      if (fs == null || now - holdUntilNanos < 0 || silentLeader == null
-          || (steppedDownAtNanos != 0 && now - steppedDownAtNanos < stepDownWaitMs * 1_000_000L)
+      if (silentLeader == null || server.getRole().getFollowerState().orElse(null) != fs
           || !server.getInfo().isFollower() || !server.getInfo().isAlive() || fs.getOutstandingOp() != 0) {
         return null;
       }
