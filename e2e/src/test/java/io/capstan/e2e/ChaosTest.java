@@ -260,6 +260,12 @@ class ChaosTest {
       keepLogs(c, t);
       throw t;
     }
+    if (Boolean.getBoolean("capstan.chaos.keep-logs")) {
+      // -Dcapstan.chaos.keep-logs=true keeps them after a green run too, to study its timings
+      AssertionError kept = new AssertionError("kept");
+      keepLogs(c, kept);
+      System.out.println("chaos: " + kept.getSuppressed()[kept.getSuppressed().length - 1].getMessage());
+    }
   }
 
   private static void runChaos(DistCluster c, Nemesis nemesis) throws Exception {
