@@ -1164,11 +1164,7 @@ public final class RaftNode implements AutoCloseable {
       if (r.getNotLeaderException() != null) {
         return resendAsSameCall(request, deadline);
       }
-      // refused before it was appended: a new leader that has not committed its first entry, or
-      // a leader handing its leadership on (which then answers NotLeaderException: see above)
-      if ((r.getException() instanceof LeaderNotReadyException
-          || r.getException() instanceof org.apache.ratis.protocol.exceptions.LeaderSteppingDownException)
-          && System.nanoTime() + RETRY_DELAY_MS * 1_000_000 < deadline) {
+      if (refusedBeforeAppend(r) && System.nanoTime() + RETRY_DELAY_MS * 1_000_000 < deadline) {
         CompletableFuture<RaftClientReply> again = new CompletableFuture<>();
         timer.schedule(() -> submitAsLeader(request, deadline).whenComplete((x, e) -> {
           if (e != null) {
@@ -1219,10 +1215,19 @@ public final class RaftNode implements AutoCloseable {
               }
             });
       }
-      return sent.thenCompose(r -> r.getNotLeaderException() != null || r.getException() instanceof LeaderNotReadyException
-          || r.getException() instanceof org.apache.ratis.protocol.exceptions.LeaderSteppingDownException
+      return sent.thenCompose(r -> r.getNotLeaderException() != null || refusedBeforeAppend(r)
           ? CompletableFuture.failedFuture(r.getException()) : CompletableFuture.completedFuture(r));
     }, deadline);
+  }
+
+  /**
+   * Whether a leader refused {@code r}'s request before appending it: a new leader that has not
+   * committed its first entry, or a leader handing its leadership on (which then answers
+   * NotLeaderException, see {@link #submitAsLeader}).
+   */
+  private static boolean refusedBeforeAppend(RaftClientReply r) {
+    return r.getException() instanceof LeaderNotReadyException
+        || r.getException() instanceof org.apache.ratis.protocol.exceptions.LeaderSteppingDownException;
   }
 
   private final AtomicLong resentCalls = new AtomicLong();
@@ -1269,7 +1274,7 @@ public final class RaftNode implements AutoCloseable {
           if (target.getId().equals(division.getInfo().getLeaderId())) {
             return;
           }
-          if (!isLeader() || deadline - System.nanoTime() < TimeUnit.MILLISECONDS.toNanos(config.electionTimeout().toMillis())) {
+          if (!isLeader() || deadline - System.nanoTime() < config.electionTimeout().toNanos()) {
             LOG.warn("moving the leadership to {} failed (attempt {}): {}", target.getId(), attempt, e.getMessage());
             throw KvException.leaderTransferTimeout();
           }
