@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# CPU a serial put costs each thread of each member: a fresh 3-member kvstore with the given JVM
+# options, the benchmarks' warm-up, [pre] unmeasured runs of 3,000 serial puts through a follower
+# (the JIT is still compiling those paths after the warm-up), then [puts] serial puts through the
+# same follower while every member thread's user + system time is read from /proc/<pid>/task
+# before and after; prints µs a put per member and per thread (full names from jcmd Thread.print).
+#
+#   mvn -B -q package -DskipTests && bench/thread-cpu.sh ["<JVM options>"] [puts, default 4000] [pre, default 4]
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+capstan="$root/deploy/target/capstan/bin/capstan"
+[ -x "$capstan" ] || { echo "build first: mvn -B -q package -DskipTests" >&2; exit 1; }
+opts="${1:-}"
+puts="${2:-4000}"
+pre="${3:-4}"
+
+base=27790
+work="$(mktemp -d)"
+pids=()
+# shellcheck source=bench/members.sh
+. "$root/bench/members.sh"
+trap 'stop_members; rm -rf "$work"' EXIT
+hz=$(getconf CLK_TCK)
+
+# snap <file>: "member tid ticks" for every thread of every member
+snap() {
+  local i=0 p t
+  : > "$1"
+  for p in "${pids[@]}"; do
+    for t in /proc/"$p"/task/*; do
+      echo "m$i ${t##*/} $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)" >> "$1"
+    done
+    i=$((i + 1))
+  done
+}
+
+start_members "$opts"
+lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
+for e in ${eps//,/ }; do [ "$e" != "$lead" ] && { follower=$e; break; }; done
+for i in 0 1 2; do
+  role="other follower"
+  [ "127.0.0.1:$((base + i))" = "$lead" ] && role=leader
+  [ "127.0.0.1:$((base + i))" = "$follower" ] && role="the client's follower"
+  echo "m$i: $role"
+done
+warm_up "$eps"
+for r in $(seq 1 "$pre"); do
+  bench put --endpoints "$follower" --conns 1 --clients 1 --total 3000 --warmup 0 > /dev/null
+done
+snap "$work/before"
+bench put --endpoints "$follower" --conns 1 --clients 1 --total "$puts" --warmup 0
+snap "$work/after"
+# thread names: nid (hex) -> name, from each member's thread dump
+i=0
+for p in "${pids[@]}"; do
+  jcmd "$p" Thread.print 2>/dev/null | sed -nE 's/^"([^"]*)".* nid=0x([0-9a-f]+).*/\2 \1/p' |
+    while read -r nid name; do echo "m$i $((16#$nid)) ${name// /_}"; done
+  i=$((i + 1))
+done > "$work/names"
+awk -v hz="$hz" -v n="$puts" '
+  FILENAME == ARGV[1] { name[$1 " " $2] = $3; next }
+  FILENAME == ARGV[2] { before[$1 " " $2] = $3; next }
+  { d = $3 - before[$1 " " $2]; if (d <= 0) next
+    t = name[$1 " " $2]; if (t == "") t = "(exited or unnamed)"
+    us[$1 " " t] += d * 1e6 / hz / n; total[$1] += d * 1e6 / hz / n }
+  END { for (m in total) printf "%s total %.0f µs a put\n", m, total[m]
+        for (k in us) printf "%s %.0f\n", k, us[k] }' "$work/names" "$work/before" "$work/after" |
+  sort -k1,1 -k3,3nr
