@@ -46,6 +46,7 @@ import org.apache.ratis.netty.NettyFactory;
 import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
 import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientAsynchronousProtocol;
 import org.apache.ratis.protocol.RaftClientReply;
 import org.apache.ratis.protocol.RaftClientRequest;
 import org.apache.ratis.protocol.RaftGroup;
@@ -83,6 +84,13 @@ public final class RaftNode implements AutoCloseable {
    * entry per follower batch, as before {@link LeaderForward} (for A/B runs, and a way back).
    */
   private static final boolean DIRECT_FORWARD = !"false".equals(System.getProperty("capstan.forward.direct"));
+  /**
+   * Requests go straight to this member's division ({@link #submitLocal}), not through Ratis'
+   * server proxy, which hands each one to the division's client executor and blocks the caller
+   * until that thread has appended it: the caller waits either way, the hand-off only adds two
+   * thread switches. {@code -Dcapstan.raft.direct-submit=false} goes through the proxy (A/B).
+   */
+  private static final boolean DIRECT_SUBMIT = !"false".equals(System.getProperty("capstan.raft.direct-submit"));
 
   private final KvStoreConfig config;
   private final RaftServer server;
@@ -1321,7 +1329,8 @@ public final class RaftNode implements AutoCloseable {
 
   private CompletableFuture<RaftClientReply> submitLocal(RaftClientRequest request) {
     try {
-      return server.submitClientRequestAsync(request);
+      return DIRECT_SUBMIT ? ((RaftClientAsynchronousProtocol) division).submitClientRequestAsync(request)
+          : server.submitClientRequestAsync(request);
     } catch (IOException e) {
       return CompletableFuture.failedFuture(e);
     }
