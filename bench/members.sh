@@ -1,5 +1,6 @@
 # Sourced by every bench/*.sh that starts a cluster (ab, api-compare, compare, cpu, failover,
-# put-breakdown, put-steps, snapshot-stall, thread-cpu): a fresh kvstore cluster from the built distribution (or an etcd cluster).
+# put-breakdown, put-steps, snapshot-stall, thread-cpu): a fresh kvstore cluster from the built
+# distribution (or an etcd cluster).
 # Needs $capstan (bin/capstan), $base (first client port; peers at base+10.., /metrics at
 # base+20..) and $work (a scratch directory); fills pids[] and eps.
 

@@ -257,14 +257,17 @@ class ChaosTest {
     try {
       runChaos(c, nemesis);
     } catch (Throwable t) {
-      keepLogs(c, t);
+      t.addSuppressed(new AssertionError("member logs, thread dumps and metrics kept in " + keepLogs(c, t)));
       throw t;
     }
     if (Boolean.getBoolean("capstan.chaos.keep-logs")) {
       // -Dcapstan.chaos.keep-logs=true keeps them after a green run too, to study its timings
-      AssertionError kept = new AssertionError("kept");
-      keepLogs(c, kept);
-      System.out.println("chaos: " + kept.getSuppressed()[kept.getSuppressed().length - 1].getMessage());
+      AssertionError problems = new AssertionError("keeping the logs of a green run");
+      Path dir = keepLogs(c, problems);
+      System.out.println("chaos: member logs, thread dumps and metrics kept in " + dir);
+      for (Throwable p : problems.getSuppressed()) {
+        System.out.println("chaos: " + p);
+      }
     }
   }
 
@@ -366,9 +369,12 @@ class ChaosTest {
     awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after restarting every member");
   }
 
-  /** Copies the members' logs to target/chaos-logs/ (the cluster's directory goes on close). */
-  private static void keepLogs(DistCluster c, Throwable t) {
-    Path dir = Paths.get("target", "chaos-logs");
+  /**
+   * Copies the members' logs, thread dumps and metrics to target/chaos-logs/ (the cluster's
+   * directory goes on close) and returns that directory; what went wrong on the way is added to {@code t}.
+   */
+  private static Path keepLogs(DistCluster c, Throwable t) {
+    Path dir = Paths.get("target", "chaos-logs").toAbsolutePath();
     try {
       Files.createDirectories(dir);
       for (int i = 0; i < c.size(); i++) {
@@ -378,10 +384,10 @@ class ChaosTest {
           Files.copy(log, dir.resolve(c.name(i) + ".log"), StandardCopyOption.REPLACE_EXISTING);
         }
       }
-      t.addSuppressed(new AssertionError("member logs, thread dumps and metrics kept in " + dir.toAbsolutePath()));
     } catch (IOException e) {
       t.addSuppressed(e);
     }
+    return dir;
   }
 
   private static void check(DistCluster c, MemberChannels channels, List<Writer> writers, Reader reader, LiveWatcher watcher,

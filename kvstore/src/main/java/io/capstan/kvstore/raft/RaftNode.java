@@ -91,6 +91,8 @@ public final class RaftNode implements AutoCloseable {
    * thread switches. {@code -Dcapstan.raft.direct-submit=false} goes through the proxy (A/B).
    */
   private static final boolean DIRECT_SUBMIT = !"false".equals(System.getProperty("capstan.raft.direct-submit"));
+  /** Where {@link #submitLocal} sends requests: the division, or the server proxy ({@link #DIRECT_SUBMIT}). */
+  private final RaftClientAsynchronousProtocol clientProtocol;
 
   private final KvStoreConfig config;
   private final RaftServer server;
@@ -162,6 +164,7 @@ public final class RaftNode implements AutoCloseable {
     this.group = group;
     this.selfId = server.getId();
     this.division = server.getDivision(group.getGroupId());
+    this.clientProtocol = DIRECT_SUBMIT ? (RaftClientAsynchronousProtocol) division : server;
     this.applyRepair = new StalledApplyRepair(division, stateMachine);
     this.client = client;
     this.leaseClock = leaseClock;
@@ -1329,8 +1332,7 @@ public final class RaftNode implements AutoCloseable {
 
   private CompletableFuture<RaftClientReply> submitLocal(RaftClientRequest request) {
     try {
-      return DIRECT_SUBMIT ? ((RaftClientAsynchronousProtocol) division).submitClientRequestAsync(request)
-          : server.submitClientRequestAsync(request);
+      return clientProtocol.submitClientRequestAsync(request);
     } catch (IOException e) {
       return CompletableFuture.failedFuture(e);
     }
