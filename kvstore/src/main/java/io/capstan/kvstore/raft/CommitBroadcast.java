@@ -33,8 +33,12 @@ import org.slf4j.LoggerFactory;
  * none when it has no entry to ship until the next heartbeat (250 ms here). Its own remedy is a
  * commit-metadata entry appended after every commit ({@code raft.server.log.log-metadata.enabled}):
  * an extra log entry, fsync and AppendEntries on every member for each commit. This class turns
- * that off and instead, each time the leader applies an entry, sends the new commit index to each
- * follower that would not otherwise hear of it soon, with a heartbeat ({@link #signal}).
+ * that off and instead sends the new commit index to each follower that would not otherwise hear
+ * of it soon, with a heartbeat. On Ratis' Netty transport (the default) the appenders do it
+ * themselves as soon as the commit index moves ({@code GapSafeDefaultLogAppender}), before the
+ * leader has applied the entry; {@link #signal}, run after each entry the leader applies, only
+ * wakes one that missed its wake-up. On the gRPC transport, or with {@code
+ * -Dcapstan.raft.commit-news=apply}, {@link #signal} sends the heartbeats.
  *
  * <p>It hooks in as Ratis' RPC type: the gRPC (or Netty) transport unchanged, except that the log
  * appenders it creates are remembered per member (several members share a JVM in tests), so that
@@ -88,6 +92,29 @@ public final class CommitBroadcast implements RpcType {
   /** Whether this JVM's members use Ratis' Netty transport ({@link #NETTY}). */
   public static boolean nettyTransport() {
     return NETTY;
+  }
+
+  /**
+   * Whether Netty's appenders send commit news when the leader's commit index moves (default,
+   * {@code -Dcapstan.raft.commit-news=commit}) or, as before 2026-12-06, only once the leader has
+   * applied the entry ({@code apply}: {@link #signal} from the apply thread, with timer rechecks
+   * for the slower follower). Kept switchable for A/B runs.
+   */
+  public static final boolean COMMIT_NEWS_AT_COMMIT = commitNewsAtCommit(System.getProperty("capstan.raft.commit-news", "commit"));
+
+  static boolean commitNewsAtCommit(String when) {
+    return switch (when) {
+      case "commit" -> true;
+      case "apply" -> false;
+      default -> throw new IllegalArgumentException(
+          "capstan.raft.commit-news must be commit or apply, not \"" + when + "\"");
+    };
+  }
+
+  /** An appender that sends commit news by itself as soon as the leader's commit index moves. */
+  public interface CommitNews {
+    /** Whether the follower has been sent {@code commitIndex}, as far as it has the entries to take it. */
+    boolean commitNewsSent(long commitIndex);
   }
 
   @Override
@@ -145,6 +172,15 @@ public final class CommitBroadcast implements RpcType {
   private static void push(LogAppender a, long commitIndex, ScheduledExecutorService timer, int rechecks) {
     FollowerInfo f = a.getFollower();
     if (!a.isRunning() || f.getCommitIndex() >= commitIndex) {
+      return;
+    }
+    if (COMMIT_NEWS_AT_COMMIT && a instanceof CommitNews news) {
+      // It sent the news when the commit index moved, or sends it with its follower's next reply;
+      // woken only should it have missed the wake-up (Ratis' AwaitForSignal drops a signal that
+      // comes before the wait).
+      if (!news.commitNewsSent(commitIndex)) {
+        a.notifyLogAppender();
+      }
       return;
     }
     // The gRPC appender moves the next index when it sends, so entries still to send are unsent

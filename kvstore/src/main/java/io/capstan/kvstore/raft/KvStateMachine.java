@@ -105,6 +105,13 @@ final class KvStateMachine extends BaseStateMachine {
     this.afterApply = afterApply;
   }
 
+  private volatile Runnable beforeApply = () -> {};
+
+  /** Runs on the apply thread before each client entry is applied (tests hold the apply there). */
+  void setBeforeApply(Runnable hook) {
+    this.beforeApply = hook;
+  }
+
   /** What runs after each applied entry (tests wrap it). */
   Runnable afterApply() {
     return afterApply;
@@ -259,6 +266,7 @@ final class KvStateMachine extends BaseStateMachine {
       // make its state diverge from the others'.
       throw new IllegalStateException("unreadable Raft log entry at index " + entry.getIndex(), e);
     }
+    beforeApply.run();
     if (FAIL_APPLY_AT > 0 && entry.getIndex() >= FAIL_APPLY_AT) {
       throw new IllegalStateException("failpoint capstan.failpoint.apply-fails-at=" + FAIL_APPLY_AT
           + ": the apply of raft index " + entry.getIndex() + " fails");

@@ -2,12 +2,20 @@ package io.capstan.kvstore.raft;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.protobuf.ByteString;
 import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
+import io.etcd.jetcd.api.KVGrpc;
+import io.etcd.jetcd.api.PutRequest;
+import io.etcd.jetcd.api.PutResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 
@@ -44,12 +52,78 @@ class CommitBroadcastTest {
     }
   }
 
+  /**
+   * The followers hear of a commit before the leader has applied it: with the leader's apply thread
+   * held before it applies a write, the write is committed but not applied there, and both
+   * followers must learn of its commit within 200 ms. A periodic heartbeat comes every second here,
+   * so three writes in a row arriving by that alone would be a 1-in-100 chance. Fails with {@code
+   * -Dcapstan.raft.commit-news=apply}, where the news waits for the leader's apply (as on Ratis'
+   * gRPC transport, where this test is skipped).
+   */
+  @Test
+  void followersHearOfACommitBeforeTheLeaderAppliesIt() throws Exception {
+    assumeTrue(CommitBroadcast.nettyTransport(),
+        "on Ratis' gRPC transport (not the default) the leader sends commit news once it has applied the entry");
+    try (MiniCluster c = MiniCluster.builder().electionTimeout(Duration.ofSeconds(4)).start()) {
+      int lead = c.waitForLeader(Duration.ofSeconds(30));
+      RaftNode leader = c.member(lead).raft();
+      List<RaftNode> followers = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        if (i != lead) {
+          followers.add(c.member(i).raft());
+        }
+      }
+      Kv.put(c.channel(lead), "cb/warm", "v");
+      for (int i = 0; i < 3; i++) {
+        CountDownLatch released = new CountDownLatch(1);
+        leader.stateMachine().setBeforeApply(() -> {
+          try {
+            released.await(30, TimeUnit.SECONDS);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        });
+        try {
+          long before = leader.lastLogIndex();
+          ListenableFuture<PutResponse> put = put(c, lead, "cb/unapplied/" + i);
+          Awaitility.await("write " + i + " in the leader's log").atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(1))
+              .until(() -> leader.lastLogIndex() > before);
+          long index = leader.lastLogIndex();
+          long start = System.nanoTime();
+          for (RaftNode f : followers) {
+            while (f.commitIndex() < index) {
+              assertThat(Duration.ofNanos(System.nanoTime() - start))
+                  .as("follower %s learning of the commit of index %d", f.division().getId(), index).isLessThan(Duration.ofMillis(200));
+              Thread.onSpinWait();
+            }
+          }
+          assertThat(leader.appliedIndex()).as("the leader's applied index").isLessThan(index);
+          leader.stateMachine().setBeforeApply(() -> {});
+          released.countDown();
+          assertThat(put.get(20, TimeUnit.SECONDS).getHeader().getRevision()).isPositive();
+        } finally {
+          leader.stateMachine().setBeforeApply(() -> {});
+          released.countDown();
+        }
+      }
+    }
+  }
+
+  private static ListenableFuture<PutResponse> put(MiniCluster c, int member, String key) {
+    return KVGrpc.newFutureStub(c.channel(member)).withDeadlineAfter(20, TimeUnit.SECONDS)
+        .put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8(key)).setValue(ByteString.copyFromUtf8("v")).build());
+  }
+
   @Test
   void anUnknownTransportIsRefusedByName() {
     assertThat(CommitBroadcast.netty("netty")).isTrue();
     assertThat(CommitBroadcast.netty("grpc")).isFalse();
     assertThatThrownBy(() -> CommitBroadcast.netty("udp"))
         .hasMessage("capstan.raft.transport must be netty or grpc, not \"udp\"");
+    assertThat(CommitBroadcast.commitNewsAtCommit("commit")).isTrue();
+    assertThat(CommitBroadcast.commitNewsAtCommit("apply")).isFalse();
+    assertThatThrownBy(() -> CommitBroadcast.commitNewsAtCommit("later"))
+        .hasMessage("capstan.raft.commit-news must be commit or apply, not \"later\"");
   }
 
   /** The leader reports a follower that stopped answering, and reports it back once it answers. */
