@@ -8,6 +8,7 @@ import io.etcd.jetcd.api.WatchCreateRequest;
 import io.etcd.jetcd.api.WatchGrpc;
 import io.etcd.jetcd.api.WatchRequest;
 import io.etcd.jetcd.api.WatchResponse;
+import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -31,6 +32,8 @@ final class WatchLatency implements Callable<Integer> {
   @Option(names = "--streams", defaultValue = "10", description = "Watch streams the watchers are spread over (default: ${DEFAULT-VALUE}).") int streams;
   @Option(names = "--puts", defaultValue = "100") int puts;
   @Option(names = "--rate", defaultValue = "50", description = "Puts per second (default: ${DEFAULT-VALUE}).") int rate;
+  @Option(names = "--put-endpoint", description = "Where the puts go (default: the first connection to --endpoints), "
+      + "e.g. the leader while the watchers are on a follower.") String putEndpoint;
 
   @Override
   public Integer call() throws Exception {
@@ -84,7 +87,8 @@ final class WatchLatency implements Callable<Integer> {
         System.out.println("watch-latency: only " + created.get() + " of " + watchers + " watchers created");
         return 1;
       }
-      var kv = KVGrpc.newBlockingStub(eps.channel(0));
+      ManagedChannel putChannel = putEndpoint == null ? null : Endpoints.open(putEndpoint.replaceFirst("^https?://", ""));
+      var kv = KVGrpc.newBlockingStub(putChannel == null ? eps.channel(0) : putChannel);
       long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(rate, 1);
       long next = System.nanoTime();
       for (int i = 0; i < puts; i++) {
@@ -105,6 +109,9 @@ final class WatchLatency implements Callable<Integer> {
         synchronized (r) {
           r.onCompleted();
         }
+      }
+      if (putChannel != null) {
+        putChannel.shutdownNow();
       }
       return deliveries.get() == expected ? 0 : 1;
     }
