@@ -8,7 +8,6 @@ import io.etcd.jetcd.api.WatchCreateRequest;
 import io.etcd.jetcd.api.WatchGrpc;
 import io.etcd.jetcd.api.WatchRequest;
 import io.etcd.jetcd.api.WatchResponse;
-import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -87,8 +86,8 @@ final class WatchLatency implements Callable<Integer> {
         System.out.println("watch-latency: only " + created.get() + " of " + watchers + " watchers created");
         return 1;
       }
-      ManagedChannel putChannel = putEndpoint == null ? null : Endpoints.open(putEndpoint.replaceFirst("^https?://", ""));
-      var kv = KVGrpc.newBlockingStub(putChannel == null ? eps.channel(0) : putChannel);
+      Endpoints putEps = putEndpoint == null ? null : new Endpoints(putEndpoint, 1);
+      var kv = KVGrpc.newBlockingStub(putEps == null ? eps.channel(0) : putEps.channel(0));
       long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(rate, 1);
       long next = System.nanoTime();
       for (int i = 0; i < puts; i++) {
@@ -110,8 +109,8 @@ final class WatchLatency implements Callable<Integer> {
           r.onCompleted();
         }
       }
-      if (putChannel != null) {
-        putChannel.shutdownNow();
+      if (putEps != null) {
+        putEps.close();
       }
       return deliveries.get() == expected ? 0 : 1;
     }

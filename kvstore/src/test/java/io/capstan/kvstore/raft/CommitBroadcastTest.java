@@ -14,7 +14,6 @@ import io.etcd.jetcd.api.PutResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
@@ -75,17 +74,10 @@ class CommitBroadcastTest {
       }
       Kv.put(c.channel(lead), "cb/warm", "v");
       for (int i = 0; i < 3; i++) {
-        CountDownLatch released = new CountDownLatch(1);
-        leader.stateMachine().setBeforeApply(() -> {
-          try {
-            released.await(30, TimeUnit.SECONDS);
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-          }
-        });
-        try {
+        ListenableFuture<PutResponse> put;
+        try (ApplyHold hold = ApplyHold.before(leader.stateMachine())) {
           long before = leader.lastLogIndex();
-          ListenableFuture<PutResponse> put = put(c, lead, "cb/unapplied/" + i);
+          put = put(c, lead, "cb/unapplied/" + i);
           Awaitility.await("write " + i + " in the leader's log").atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(1))
               .until(() -> leader.lastLogIndex() > before);
           long index = leader.lastLogIndex();
@@ -98,13 +90,8 @@ class CommitBroadcastTest {
             }
           }
           assertThat(leader.appliedIndex()).as("the leader's applied index").isLessThan(index);
-          leader.stateMachine().setBeforeApply(() -> {});
-          released.countDown();
-          assertThat(put.get(20, TimeUnit.SECONDS).getHeader().getRevision()).isPositive();
-        } finally {
-          leader.stateMachine().setBeforeApply(() -> {});
-          released.countDown();
         }
+        assertThat(put.get(20, TimeUnit.SECONDS).getHeader().getRevision()).isPositive();
       }
     }
   }
