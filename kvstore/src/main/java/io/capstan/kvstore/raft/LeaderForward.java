@@ -14,8 +14,10 @@ import io.capstan.kvstore.proto.ReadIndexReply;
 import io.capstan.kvstore.proto.ReadIndexRequest;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.grpc.CallOptions;
+import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
@@ -41,8 +43,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * made three times the entries of one, and every entry costs an append, an fsync and an apply on
  * every member. Measured on 2 cores, 64 clients: 2,711 puts/s and 510 µs of member CPU a put when
  * the clients were spread over the members, 4,361 puts/s and 272 µs when they all used the
- * leader. Here a follower sends its batch to the leader's {@code capstan.kvstore.Forward/Propose}
- * (on the leader's client URL, from the replicated member attributes) and the leader proposes the
+ * leader. Here a follower sends its batch to the leader's {@code capstan.kvstore.Forward}
+ * service (on the leader's client URL, from the replicated member attributes; one long-lived
+ * {@code Proposals} stream per leader, or a unary {@code Propose} call) and the leader proposes the
  * commands through its own {@link ProposalBatcher}, where they share entries with everything else
  * it has queued, as etcd's followers hand proposals to the leader's Raft loop.
  *
@@ -65,6 +68,25 @@ final class LeaderForward implements AutoCloseable {
   static final String SERVICE = "capstan.kvstore.Forward";
   static final MethodDescriptor<ForwardRequest, ForwardReply> PROPOSE =
       unary("Propose", ForwardRequest.getDefaultInstance(), ForwardReply.getDefaultInstance());
+  /**
+   * The same as {@link #PROPOSE} on one long-lived stream per follower and leader: each request
+   * numbered by its sender, each reply carrying that number, answered as its commands are applied
+   * (not in order). A unary call costs both ends a new HTTP/2 stream, its headers and trailers
+   * and a call object; on the stream a forward is one message each way.
+   */
+  static final MethodDescriptor<ForwardRequest, ForwardReply> PROPOSALS = MethodDescriptor.<ForwardRequest, ForwardReply>newBuilder()
+      .setType(MethodDescriptor.MethodType.BIDI_STREAMING)
+      .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, "Proposals"))
+      .setRequestMarshaller(ProtoUtils.marshaller(ForwardRequest.getDefaultInstance()))
+      .setResponseMarshaller(ProtoUtils.marshaller(ForwardReply.getDefaultInstance()))
+      .build();
+
+  /**
+   * {@code -Dcapstan.forward.stream=false} sends each forward as a unary {@link #PROPOSE} call,
+   * as before the stream (for A/B runs). A leader that does not serve the stream (UNIMPLEMENTED:
+   * an older member) gets unary calls from then on.
+   */
+  private static final boolean STREAM = !"false".equals(System.getProperty("capstan.forward.stream"));
 
   /** Served by every member: whether it follows the asking leader in its term. */
   static final MethodDescriptor<LeaderCheck, LeaderCheckReply> CHECK =
@@ -94,6 +116,11 @@ final class LeaderForward implements AutoCloseable {
   private static final String NOT_LEADER = "capstan: not the leader";
 
   private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
+  private final Map<String, ProposalStream> streams = new ConcurrentHashMap<>();
+  /** Leaders (addresses) that answered the stream with UNIMPLEMENTED: they get unary calls. */
+  private final java.util.Set<String> unaryOnly = ConcurrentHashMap.newKeySet();
+  /** Proposals streams this member opened (one per leader it forwards to, again after a break). */
+  final AtomicLong streamsOpened = new AtomicLong();
   final AtomicLong forwardedCommands = new AtomicLong();
   final AtomicLong fallbacks = new AtomicLong();
   final AtomicLong receivedCommands = new AtomicLong();
@@ -186,22 +213,131 @@ final class LeaderForward implements AutoCloseable {
   }
 
   /**
-   * Sends {@code request} to the leader at {@code address}. Fails with {@link Refused} when the
-   * receiver proposed nothing, with the gRPC status otherwise.
+   * Sends {@code request} to the leader at {@code address}, on the Proposals stream unless the
+   * leader does not serve it. Fails with {@link Refused} when the receiver proposed nothing, with
+   * a gRPC status otherwise (DEADLINE_EXCEEDED when no reply came within {@code timeoutMs}).
    */
   CompletableFuture<ForwardReply> send(String address, ForwardRequest request, long timeoutMs) {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
     Timer.Context timing = sends.time();
     out.whenComplete((r, e) -> timing.stop());
-    call(address, PROPOSE, request, timeoutMs).whenComplete((r, t) -> {
+    forwardedCommands.addAndGet(request.getCommandsCount());
+    if (!STREAM || unaryOnly.contains(address)) {
+      call(address, PROPOSE, request, timeoutMs).whenComplete((r, t) -> {
+        if (t == null) {
+          out.complete(r);
+          return;
+        }
+        out.completeExceptionally(refusal(t));
+      });
+      return out;
+    }
+    CompletableFuture<ForwardReply> reply = new CompletableFuture<>();
+    reply.orTimeout(timeoutMs, TimeUnit.MILLISECONDS).whenComplete((r, t) -> {
       if (t == null) {
         out.complete(r);
-        return;
+      } else if (t instanceof java.util.concurrent.TimeoutException) {
+        out.completeExceptionally(Status.DEADLINE_EXCEEDED
+            .withDescription("capstan: no reply to a forward in " + timeoutMs + " ms").asRuntimeException());
+      } else {
+        out.completeExceptionally(t);
       }
-      out.completeExceptionally(refusal(t));
     });
-    forwardedCommands.addAndGet(request.getCommandsCount());
+    // a stream found closed is replaced once; a channel that closes every new stream at once
+    // (shut down) fails the request
+    for (int attempt = 0; attempt < 2; attempt++) {
+      ProposalStream stream = streams.computeIfAbsent(address, this::openStream);
+      if (stream.send(request, reply)) {
+        return out;
+      }
+      streams.remove(address, stream);
+    }
+    reply.completeExceptionally(Status.UNAVAILABLE.withDescription("capstan: no stream to " + address).asRuntimeException());
     return out;
+  }
+
+  private ProposalStream openStream(String address) {
+    streamsOpened.incrementAndGet();
+    return new ProposalStream(address, channel(address));
+  }
+
+  /**
+   * A follower's Proposals stream to one leader. Requests wait in {@link #pending} under their
+   * number until their reply, their timeout, or the stream's end: a stream that ends fails every
+   * request still waiting with its status (the leader may have proposed them: the outcome is
+   * unknown, as for a unary call that failed), or with {@link Refused} if the leader does not
+   * serve the stream at all.
+   */
+  private final class ProposalStream extends ClientCall.Listener<ForwardReply> {
+    private final String address;
+    private final ClientCall<ForwardRequest, ForwardReply> call;
+    private final Map<Long, CompletableFuture<ForwardReply>> pending = new java.util.HashMap<>();
+    private long lastId;
+    private boolean closed;
+
+    ProposalStream(String address, ManagedChannel channel) {
+      this.address = address;
+      this.call = channel.newCall(PROPOSALS, CallOptions.DEFAULT);
+      call.start(this, new Metadata());
+      call.request(Integer.MAX_VALUE);
+    }
+
+    /** Sends {@code request} numbered; false (nothing sent) if the stream has ended. */
+    boolean send(ForwardRequest request, CompletableFuture<ForwardReply> reply) {
+      long id;
+      synchronized (this) {
+        if (closed) {
+          return false;
+        }
+        id = ++lastId;
+        pending.put(id, reply);
+        call.sendMessage(request.toBuilder().setId(id).build());
+      }
+      // a request that timed out is forgotten: a late reply finds no one waiting
+      reply.whenComplete((r, e) -> {
+        if (e != null) {
+          synchronized (this) {
+            pending.remove(id);
+          }
+        }
+      });
+      return true;
+    }
+
+    @Override
+    public void onMessage(ForwardReply message) {
+      CompletableFuture<ForwardReply> waiting;
+      synchronized (this) {
+        waiting = pending.remove(message.getId());
+      }
+      if (waiting == null) {
+        return; // timed out meanwhile
+      }
+      if (!message.getRefused().isEmpty()) {
+        waiting.completeExceptionally(new Refused(message.getRefused()));
+      } else {
+        waiting.complete(message);
+      }
+    }
+
+    @Override
+    public void onClose(Status status, Metadata trailers) {
+      List<CompletableFuture<ForwardReply>> failed;
+      synchronized (this) {
+        closed = true;
+        failed = new ArrayList<>(pending.values());
+        pending.clear();
+      }
+      streams.remove(address, this);
+      if (status.getCode() == Status.Code.UNIMPLEMENTED) {
+        unaryOnly.add(address);
+      }
+      Status end = status.isOk() ? Status.UNAVAILABLE.withDescription("capstan: the leader ended the Proposals stream")
+          : status.getDescription() == null ? status.withDescription("the Proposals stream to " + address + " ended")
+          : status;
+      Throwable error = refusal(end.asRuntimeException());
+      failed.forEach(f -> f.completeExceptionally(error));
+    }
   }
 
   /** Asks the member at {@code address} whether it follows {@code check}'s leader in its term; false on any failure. */
@@ -282,6 +418,7 @@ final class LeaderForward implements AutoCloseable {
   ServerServiceDefinition service(RaftNode node) {
     return ServerServiceDefinition.builder(SERVICE)
         .addMethod(PROPOSE, ServerCalls.asyncUnaryCall((request, observer) -> propose(node, request, observer)))
+        .addMethod(PROPOSALS, ServerCalls.asyncBidiStreamingCall(observer -> proposals(node, observer)))
         .addMethod(CHECK, ServerCalls.asyncUnaryCall((request, observer) -> {
           observer.onNext(LeaderCheckReply.newBuilder().setFollows(request.getClusterId() == node.clusterId()
               && node.follows(request.getTerm(), request.getLeader())).build());
@@ -328,24 +465,108 @@ final class LeaderForward implements AutoCloseable {
     if (clusterId == node.clusterId()) {
       return false;
     }
-    observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch (this member is in cluster "
-        + Long.toHexString(node.clusterId()) + ", the sender in " + Long.toHexString(clusterId) + ")").asRuntimeException());
+    observer.onError(clusterMismatch(node, clusterId).asRuntimeException());
     return true;
   }
 
+  private static Status clusterMismatch(RaftNode node, long clusterId) {
+    return Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch (this member is in cluster "
+        + Long.toHexString(node.clusterId()) + ", the sender in " + Long.toHexString(clusterId) + ")");
+  }
+
+  /** The unary method: a refusal is the call's failure. */
   private void propose(RaftNode node, ForwardRequest request, StreamObserver<ForwardReply> observer) {
-    if (otherCluster(node, request.getClusterId(), observer)) {
+    propose(node, request, reply -> {
+      observer.onNext(reply.build());
+      observer.onCompleted();
+    }, refusal -> observer.onError(refusal.asRuntimeException()));
+  }
+
+  /**
+   * The stream: a reply (or refusal) per request, numbered as the request, in the order the
+   * requests' commands are applied. Replies come from several threads (the apply thread, the
+   * event loop for refusals), so they are sent under the stream's lock; a stream the follower
+   * has cancelled drops them. A follower that half-closes gets the end of the stream once every
+   * request it sent is answered.
+   */
+  private StreamObserver<ForwardRequest> proposals(RaftNode node, StreamObserver<ForwardReply> observer) {
+    var out = (io.grpc.stub.ServerCallStreamObserver<ForwardReply>) observer;
+    return new StreamObserver<>() {
+      private int unanswered;
+      private boolean halfClosed;
+      private boolean ended;
+
+      {
+        out.setOnCancelHandler(() -> {
+          synchronized (out) {
+            ended = true;
+          }
+        });
+      }
+
+      @Override
+      public void onNext(ForwardRequest request) {
+        synchronized (out) {
+          unanswered++;
+        }
+        long id = request.getId();
+        propose(node, request, reply -> answer(reply.setId(id)),
+            refusal -> answer(ForwardReply.newBuilder().setId(id).setRefused(refusal.getDescription())));
+      }
+
+      private void answer(ForwardReply.Builder reply) {
+        synchronized (out) {
+          unanswered--;
+          if (ended) {
+            return;
+          }
+          out.onNext(reply.build());
+          if (halfClosed && unanswered == 0) {
+            ended = true;
+            out.onCompleted();
+          }
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        synchronized (out) {
+          ended = true;
+        }
+      }
+
+      @Override
+      public void onCompleted() {
+        synchronized (out) {
+          halfClosed = true;
+          if (unanswered == 0 && !ended) {
+            ended = true;
+            out.onCompleted();
+          }
+        }
+      }
+    };
+  }
+
+  /**
+   * Proposes {@code request}'s commands through the leader's queue and hands {@code reply} their
+   * results once all are known; or hands {@code refuse} why it proposed none of them.
+   */
+  private void propose(RaftNode node, ForwardRequest request, java.util.function.Consumer<ForwardReply.Builder> reply,
+      java.util.function.Consumer<Status> refuse) {
+    if (request.getClusterId() != node.clusterId()) {
+      refuse.accept(clusterMismatch(node, request.getClusterId()));
       return;
     }
     for (RaftCommand c : request.getCommandsList()) {
       if (!forwardable(c)) {
-        observer.onError(Status.INVALID_ARGUMENT.withDescription("capstan: a " + c.getCommandCase()
-            + " command cannot be forwarded").asRuntimeException());
+        refuse.accept(Status.INVALID_ARGUMENT.withDescription("capstan: a " + c.getCommandCase()
+            + " command cannot be forwarded"));
         return;
       }
     }
     if (!node.isLeader()) {
-      observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
+      refuse.accept(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER));
       return;
     }
     receivedCommands.addAndGet(request.getCommandsCount());
@@ -355,11 +576,10 @@ final class LeaderForward implements AutoCloseable {
       results.add(node.proposeForwarded(c).handle((r, e) -> e == null ? r : asResult(e)));
     }
     CompletableFuture.allOf(results.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
-      ForwardReply.Builder reply = ForwardReply.newBuilder();
-      results.forEach(f -> reply.addResults(f.join()));
+      ForwardReply.Builder answer = ForwardReply.newBuilder();
+      results.forEach(f -> answer.addResults(f.join()));
       timing.stop();
-      observer.onNext(reply.setAppliedIndex(node.appliedIndex()).build());
-      observer.onCompleted();
+      reply.accept(answer.setAppliedIndex(node.appliedIndex()));
     });
   }
 

@@ -72,8 +72,9 @@ import org.slf4j.LoggerFactory;
  * queries to the leader, and on the leader proposes the revocation of expired leases.
  */
 public final class RaftNode implements AutoCloseable {
-  /** The full gRPC name of the leader's method that takes followers' writes ({@link LeaderForward}). */
-  public static final String FORWARD_METHOD = LeaderForward.PROPOSE.getFullMethodName();
+  /** The full gRPC names of the leader's methods that take followers' writes ({@link LeaderForward}). */
+  public static final List<String> FORWARD_METHODS = List.of(LeaderForward.PROPOSE.getFullMethodName(),
+      LeaderForward.PROPOSALS.getFullMethodName());
   /** The internal read-index methods (a leader check, a follower's read index request): cheap or asynchronous, run inline. */
   public static final List<String> READ_INDEX_METHODS = List.of(LeaderForward.CHECK.getFullMethodName(),
       LeaderForward.READ_INDEX.getFullMethodName());
@@ -601,6 +602,11 @@ public final class RaftNode implements AutoCloseable {
   /** Forwards the leader refused before proposing anything (sent through Ratis' client then). */
   public long forwardFallbacks() {
     return forward.fallbacks.get();
+  }
+
+  /** Proposals streams this member opened to a leader ({@link LeaderForward#PROPOSALS}). */
+  public long forwardStreamsOpened() {
+    return forward.streamsOpened.get();
   }
 
   /** Lease expiries this member skipped at apply: proposed by a leader in a term it no longer led. */

@@ -27,8 +27,9 @@ final class CallExecutors implements ServerCallExecutorSupplier {
       KVGrpc.getDeleteRangeMethod().getFullMethodName(),
       KVGrpc.getTxnMethod().getFullMethodName(),
       KVGrpc.getCompactMethod().getFullMethodName(),
-      KVGrpc.getRangeMethod().getFullMethodName(),
-      io.capstan.kvstore.raft.RaftNode.FORWARD_METHOD), io.capstan.kvstore.raft.RaftNode.READ_INDEX_METHODS.stream())
+      KVGrpc.getRangeMethod().getFullMethodName()),
+      java.util.stream.Stream.concat(io.capstan.kvstore.raft.RaftNode.FORWARD_METHODS.stream(),
+          io.capstan.kvstore.raft.RaftNode.READ_INDEX_METHODS.stream()))
       .collect(java.util.stream.Collectors.toUnmodifiableSet());
 
   private final Executor pool;

@@ -66,12 +66,42 @@ class LeaderForwardTest {
         .withDeadlineAfter(java.time.Duration.ofSeconds(10).toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS), request);
   }
 
+  /**
+   * {@code request} alone on a Proposals stream (numbered 7) that the test then half-closes: its
+   * reply, after which the leader must end the stream.
+   */
+  private static ForwardReply onStream(Channel ch, ForwardRequest request) {
+    LinkedBlockingQueue<Object> events = new LinkedBlockingQueue<>();
+    var requests = ClientCalls.asyncBidiStreamingCall(ch.newCall(LeaderForward.PROPOSALS,
+        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS)), new io.grpc.stub.StreamObserver<ForwardReply>() {
+          @Override public void onNext(ForwardReply r) { events.add(r); }
+          @Override public void onError(Throwable t) { events.add(t); }
+          @Override public void onCompleted() { events.add("completed"); }
+        });
+    requests.onNext(request.toBuilder().setId(7).build());
+    requests.onCompleted();
+    try {
+      Object reply = events.poll(10, TimeUnit.SECONDS);
+      assertThat(reply).isInstanceOf(ForwardReply.class);
+      assertThat(((ForwardReply) reply).getId()).as("the reply's number").isEqualTo(7);
+      assertThat(events.poll(10, TimeUnit.SECONDS)).as("the stream's end").isEqualTo("completed");
+      return (ForwardReply) reply;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** The unary method fails with {@code code}; the stream answers with a refusal and no results. */
   private static void assertRefused(int member, ForwardRequest request, Status.Code code, String description) {
     assertThatThrownBy(() -> forward(cluster.channel(member), request))
         .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
           assertThat(e.getStatus().getCode()).isEqualTo(code);
           assertThat(e.getStatus().getDescription()).startsWith(description);
         });
+    ForwardReply streamed = onStream(cluster.channel(member), request);
+    assertThat(streamed.getRefused()).startsWith(description);
+    assertThat(streamed.getResultsCount()).isZero();
   }
 
   private static RaftCommand put(String key, String value) {
@@ -120,6 +150,7 @@ class LeaderForwardTest {
     long receivedBefore = raft(leader).forwardReceivedCommands();
     long sendsTimedBefore = raft(follower).forwardSends().getCount();
     long handledTimedBefore = raft(leader).forwardsHandled().getCount();
+    long streamsBefore = raft(follower).forwardStreamsOpened();
     // The follower connects to the leader's client URL on its first write, which it forwards too
     // (it used to go through Ratis' client while the connection was made).
     Kv.put(cluster.channel(follower), "fw/connect", "v");
@@ -140,6 +171,9 @@ class LeaderForwardTest {
     // each forward is timed on both sides (raft_forward_send, raft_forward_handle)
     assertThat(raft(follower).forwardSends().getCount() - sendsTimedBefore).isGreaterThanOrEqualTo(50);
     assertThat(raft(leader).forwardsHandled().getCount() - handledTimedBefore).isGreaterThanOrEqualTo(50);
+    // all on one Proposals stream (opened by this test's first write, or an earlier test's)
+    assertThat(raft(follower).forwardStreamsOpened()).as("Proposals streams the follower opened").isPositive();
+    assertThat(raft(follower).forwardStreamsOpened() - streamsBefore).isLessThanOrEqualTo(1);
   }
 
   @Test

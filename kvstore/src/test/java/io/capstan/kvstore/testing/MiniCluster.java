@@ -64,6 +64,7 @@ public final class MiniCluster implements AutoCloseable {
           .quotaBackendBytes(b.quotaBackendBytes)
           .maxRequestBytes(b.maxRequestBytes)
           .electionTimeout(b.electionTimeout)
+          .requestTimeout(b.requestTimeout)
           .progressNotifyInterval(b.progressNotifyInterval)
           .build());
     }
@@ -241,6 +242,7 @@ public final class MiniCluster implements AutoCloseable {
     private long snapshotCount = 10_000;
     private long logSegmentBytes = 8L * 1024 * 1024;
     private Duration electionTimeout = Duration.ofMillis(1000);
+    private Duration requestTimeout = Duration.ofSeconds(7);
     private Duration progressNotifyInterval = Duration.ofMinutes(10);
     private long quotaBackendBytes = 0;
     private int maxRequestBytes = KvStoreConfig.DEFAULT_MAX_REQUEST_BYTES;
@@ -250,6 +252,7 @@ public final class MiniCluster implements AutoCloseable {
     public Builder snapshotCount(long v) { snapshotCount = v; return this; }
     public Builder logSegmentBytes(long v) { logSegmentBytes = v; return this; }
     public Builder electionTimeout(Duration v) { electionTimeout = v; return this; }
+    public Builder requestTimeout(Duration v) { requestTimeout = v; return this; }
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
     public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
     public Builder maxRequestBytes(int v) { maxRequestBytes = v; return this; }

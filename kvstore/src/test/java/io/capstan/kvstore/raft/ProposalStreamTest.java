@@ -1,0 +1,122 @@
+package io.capstan.kvstore.raft;
+
+import static io.capstan.kvstore.testing.Kv.bs;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.capstan.kvstore.proto.ForwardReply;
+import io.capstan.kvstore.proto.ForwardRequest;
+import io.capstan.kvstore.proto.RaftCommand;
+import io.capstan.kvstore.testing.Kv;
+import io.capstan.kvstore.testing.MiniCluster;
+import io.etcd.jetcd.api.PutRequest;
+import io.grpc.Status;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.awaitility.Awaitility;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Proposals stream a follower keeps to the leader ({@link LeaderForward#PROPOSALS}), driven
+ * here through a {@link LeaderForward} of the test's own against the members' real servers: one
+ * stream carries many requests, each reply finds its own request whatever the order, a request
+ * left unanswered fails alone at its timeout and the stream goes on, and a stream that breaks
+ * fails at once every request it carried, with a status that does not say they were not proposed.
+ */
+class ProposalStreamTest {
+  private static RaftCommand put(String key) {
+    return RaftCommand.newBuilder().setPut(PutRequest.newBuilder().setKey(bs(key)).setValue(bs("v"))).build();
+  }
+
+  private static ForwardRequest request(RaftNode leader, String key) {
+    return ForwardRequest.newBuilder().setClusterId(leader.clusterId()).addCommands(put(key)).build();
+  }
+
+  private static String address(MiniCluster c, int member) {
+    return c.config(member).listenClientUrls().get(0).toString();
+  }
+
+  /** The leader's index, once it serves writes and {@code forward} has a connection to it. */
+  private static int connectToLeader(MiniCluster c, LeaderForward forward) {
+    int lead = c.waitForLeader(Duration.ofSeconds(30));
+    Kv.put(c.channel(lead), "ps/warm", "v");
+    Awaitility.await("a connection to the leader").atMost(Duration.ofSeconds(10))
+        .until(() -> forward.connected(address(c, lead)));
+    return lead;
+  }
+
+  private static Throwable failure(CompletableFuture<?> f) {
+    assertThatThrownBy(() -> f.get(20, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class);
+    return f.handle((r, e) -> e).join();
+  }
+
+  @Test
+  void repliesFindTheirRequestsAndAnUnansweredRequestFailsAloneAtItsTimeout() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().requestTimeout(Duration.ofSeconds(5)).start();
+        LeaderForward forward = new LeaderForward()) {
+      int lead = connectToLeader(c, forward);
+      RaftNode leader = c.member(lead).raft();
+      String address = address(c, lead);
+
+      CompletableFuture<ForwardReply> held;
+      CompletableFuture<ForwardReply> refused;
+      try (ApplyHold hold = ApplyHold.before(leader.stateMachine())) {
+        held = forward.send(address, request(leader, "ps/held"), 400);
+        // sent after the held one on the same stream, answered before it
+        refused = forward.send(address, request(leader, "ps/other-cluster").toBuilder()
+            .setClusterId(leader.clusterId() ^ 1).build(), 10_000);
+        assertThat(failure(refused)).isInstanceOf(LeaderForward.Refused.class)
+            .hasMessageStartingWith("capstan: cluster ID mismatch");
+        assertThat(held).as("the held write's reply, while its apply is held").isNotDone();
+        Throwable timedOut = failure(held);
+        assertThat(Status.fromThrowable(timedOut).getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+        assertThat(LeaderForward.refused(timedOut)).as("a request that timed out may have been proposed").isFalse();
+      }
+      // the held write is applied after all; its late reply finds no one waiting, and the stream goes on
+      Awaitility.await("the held write applied").atMost(Duration.ofSeconds(10))
+          .until(() -> Kv.get(c.channel(lead), "ps/held", false).isPresent());
+      ForwardReply next = forward.send(address, request(leader, "ps/next"), 10_000).get(20, TimeUnit.SECONDS);
+      assertThat(next.getResults(0).hasPut()).isTrue();
+      CompletableFuture<?>[] many = new CompletableFuture<?>[20];
+      for (int i = 0; i < many.length; i++) {
+        many[i] = forward.send(address, request(leader, "ps/many/" + i), 10_000);
+      }
+      CompletableFuture.allOf(many).get(20, TimeUnit.SECONDS);
+      long revision = 0;
+      for (CompletableFuture<?> f : many) {
+        long r = ((ForwardReply) f.join()).getResults(0).getPut().getHeader().getRevision();
+        assertThat(r).as("each request's own result, in the order sent").isGreaterThan(revision);
+        revision = r;
+      }
+      assertThat(forward.streamsOpened.get()).as("one stream for every request").isEqualTo(1);
+    }
+  }
+
+  @Test
+  void aStreamThatBreaksFailsItsRequestsAtOnceAsOfUnknownOutcome() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().requestTimeout(Duration.ofSeconds(20)).start();
+        LeaderForward forward = new LeaderForward()) {
+      int lead = connectToLeader(c, forward);
+      RaftNode leader = c.member(lead).raft();
+      String address = address(c, lead);
+      CompletableFuture<ForwardReply> pending;
+      CompletableFuture<Void> killing;
+      try (ApplyHold hold = ApplyHold.before(leader.stateMachine())) {
+        pending = forward.send(address, request(leader, "ps/pending"), 20_000);
+        Awaitility.await("the write in the leader's queue").atMost(Duration.ofSeconds(10))
+            .until(() -> leader.forwardReceivedCommands() > 0);
+        long killed = System.nanoTime();
+        // on another thread: the member's Raft server waits for its held apply thread as it closes
+        killing = CompletableFuture.runAsync(() -> c.kill(lead));
+        Throwable broken = failure(pending);
+        assertThat(Duration.ofNanos(System.nanoTime() - killed)).as("failed with the stream, not at its 20 s timeout")
+            .isLessThan(Duration.ofSeconds(10));
+        assertThat(LeaderForward.refused(broken)).as("the leader may have proposed it").isFalse();
+        assertThat(Status.fromThrowable(broken).getCode()).isIn(Status.Code.UNAVAILABLE, Status.Code.CANCELLED);
+      }
+      killing.get(60, TimeUnit.SECONDS);
+    }
+  }
+}
