@@ -119,6 +119,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_forward_received_commands_total", (Gauge<Long>) raft::forwardReceivedCommands);
     m.register("raft_forward_fallbacks_total", (Gauge<Long>) raft::forwardFallbacks);
     m.register("raft_forward_streams_opened_total", (Gauge<Long>) raft::forwardStreamsOpened);
+    m.register("raft_forward_stream_calls_total", (Gauge<Long>) raft::forwardStreamCalls);
     m.register("kvstore_lease_stale_expiries", (Gauge<Long>) raft::staleLeaseExpiries);
     m.register("raft_read_index_confirmed", (Gauge<Long>) raft::readIndexConfirmed);
     m.register("raft_read_index_fallbacks", (Gauge<Long>) raft::readIndexFallbacks);

@@ -3,6 +3,9 @@ package io.capstan.kvstore.raft;
 import com.codahale.metrics.Timer;
 import io.capstan.kvstore.mvcc.KvException;
 import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.CallFailure;
+import io.capstan.kvstore.proto.ForwardCall;
+import io.capstan.kvstore.proto.ForwardCallReply;
 import io.capstan.kvstore.proto.ForwardReply;
 import io.capstan.kvstore.proto.ForwardRequest;
 import io.capstan.kvstore.proto.LeaderCheck;
@@ -44,8 +47,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * every member. Measured on 2 cores, 64 clients: 2,711 puts/s and 510 µs of member CPU a put when
  * the clients were spread over the members, 4,361 puts/s and 272 µs when they all used the
  * leader. Here a follower sends its batch to the leader's {@code capstan.kvstore.Forward}
- * service (on the leader's client URL, from the replicated member attributes; one long-lived
- * {@code Proposals} stream per leader, or a unary {@code Propose} call) and the leader proposes the
+ * service (on the leader's client URL, from the replicated member attributes; a {@code Propose}
+ * call, carried on the long-lived {@link #CALLS} stream to that member) and the leader proposes the
  * commands through its own {@link ProposalBatcher}, where they share entries with everything else
  * it has queued, as etcd's followers hand proposals to the leader's Raft loop.
  *
@@ -69,22 +72,24 @@ final class LeaderForward implements AutoCloseable {
   static final MethodDescriptor<ForwardRequest, ForwardReply> PROPOSE =
       unary("Propose", ForwardRequest.getDefaultInstance(), ForwardReply.getDefaultInstance());
   /**
-   * The same as {@link #PROPOSE} on one long-lived stream per follower and leader: each request
-   * numbered by its sender, each reply carrying that number, answered as its commands are applied
-   * (not in order). A unary call costs both ends a new HTTP/2 stream, its headers and trailers
-   * and a call object; on the stream a forward is one message each way.
+   * The service's calls (the four unary methods) on one long-lived stream from this member to
+   * another: each call numbered by its sender, each answer carrying that number, in whatever order
+   * the calls complete, and a call that fails answered with the status the unary method would have
+   * failed with. A unary call costs both ends a new HTTP/2 stream, its headers and trailers and a
+   * call object; on the stream a call is one message each way. A serial put through a follower
+   * makes one forward; a linearizable get through it a read index and the leader's two checks.
    */
-  static final MethodDescriptor<ForwardRequest, ForwardReply> PROPOSALS = MethodDescriptor.<ForwardRequest, ForwardReply>newBuilder()
+  static final MethodDescriptor<ForwardCall, ForwardCallReply> CALLS = MethodDescriptor.<ForwardCall, ForwardCallReply>newBuilder()
       .setType(MethodDescriptor.MethodType.BIDI_STREAMING)
-      .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, "Proposals"))
-      .setRequestMarshaller(ProtoUtils.marshaller(ForwardRequest.getDefaultInstance()))
-      .setResponseMarshaller(ProtoUtils.marshaller(ForwardReply.getDefaultInstance()))
+      .setFullMethodName(MethodDescriptor.generateFullMethodName(SERVICE, "Calls"))
+      .setRequestMarshaller(ProtoUtils.marshaller(ForwardCall.getDefaultInstance()))
+      .setResponseMarshaller(ProtoUtils.marshaller(ForwardCallReply.getDefaultInstance()))
       .build();
 
   /**
-   * {@code -Dcapstan.forward.stream=false} sends each forward as a unary {@link #PROPOSE} call,
-   * as before the stream (for A/B runs). A leader that does not serve the stream (UNIMPLEMENTED:
-   * an older member) gets unary calls from then on.
+   * {@code -Dcapstan.forward.stream=false} makes each call a unary call, as before the stream
+   * (for A/B runs). A member that does not serve the stream (UNIMPLEMENTED: an older version) gets
+   * unary calls from then on.
    */
   private static final boolean STREAM = !"false".equals(System.getProperty("capstan.forward.stream"));
 
@@ -116,11 +121,13 @@ final class LeaderForward implements AutoCloseable {
   private static final String NOT_LEADER = "capstan: not the leader";
 
   private final Map<String, ManagedChannel> channels = new ConcurrentHashMap<>();
-  private final Map<String, ProposalStream> streams = new ConcurrentHashMap<>();
-  /** Leaders (addresses) that answered the stream with UNIMPLEMENTED: they get unary calls. */
+  private final Map<String, CallStream> streams = new ConcurrentHashMap<>();
+  /** Members (addresses) that answered the stream with UNIMPLEMENTED: they get unary calls. */
   private final java.util.Set<String> unaryOnly = ConcurrentHashMap.newKeySet();
-  /** Proposals streams this member opened (one per leader it forwards to, again after a break). */
+  /** Calls streams this member opened (one per member it calls, again after a break). */
   final AtomicLong streamsOpened = new AtomicLong();
+  /** Calls this member sent on its streams. */
+  final AtomicLong streamCalls = new AtomicLong();
   final AtomicLong forwardedCommands = new AtomicLong();
   final AtomicLong fallbacks = new AtomicLong();
   final AtomicLong receivedCommands = new AtomicLong();
@@ -213,131 +220,22 @@ final class LeaderForward implements AutoCloseable {
   }
 
   /**
-   * Sends {@code request} to the leader at {@code address}, on the Proposals stream unless the
-   * leader does not serve it. Fails with {@link Refused} when the receiver proposed nothing, with
-   * a gRPC status otherwise (DEADLINE_EXCEEDED when no reply came within {@code timeoutMs}).
+   * Sends {@code request} to the leader at {@code address}. Fails with {@link Refused} when the
+   * receiver proposed nothing, with the gRPC status otherwise.
    */
   CompletableFuture<ForwardReply> send(String address, ForwardRequest request, long timeoutMs) {
     CompletableFuture<ForwardReply> out = new CompletableFuture<>();
     Timer.Context timing = sends.time();
     out.whenComplete((r, e) -> timing.stop());
-    forwardedCommands.addAndGet(request.getCommandsCount());
-    if (!STREAM || unaryOnly.contains(address)) {
-      call(address, PROPOSE, request, timeoutMs).whenComplete((r, t) -> {
-        if (t == null) {
-          out.complete(r);
-          return;
-        }
-        out.completeExceptionally(refusal(t));
-      });
-      return out;
-    }
-    CompletableFuture<ForwardReply> reply = new CompletableFuture<>();
-    reply.orTimeout(timeoutMs, TimeUnit.MILLISECONDS).whenComplete((r, t) -> {
+    call(address, PROPOSE, request, timeoutMs).whenComplete((r, t) -> {
       if (t == null) {
         out.complete(r);
-      } else if (t instanceof java.util.concurrent.TimeoutException) {
-        out.completeExceptionally(Status.DEADLINE_EXCEEDED
-            .withDescription("capstan: no reply to a forward in " + timeoutMs + " ms").asRuntimeException());
-      } else {
-        out.completeExceptionally(t);
+        return;
       }
+      out.completeExceptionally(refusal(t));
     });
-    // a stream found closed is replaced once; a channel that closes every new stream at once
-    // (shut down) fails the request
-    for (int attempt = 0; attempt < 2; attempt++) {
-      ProposalStream stream = streams.computeIfAbsent(address, this::openStream);
-      if (stream.send(request, reply)) {
-        return out;
-      }
-      streams.remove(address, stream);
-    }
-    reply.completeExceptionally(Status.UNAVAILABLE.withDescription("capstan: no stream to " + address).asRuntimeException());
+    forwardedCommands.addAndGet(request.getCommandsCount());
     return out;
-  }
-
-  private ProposalStream openStream(String address) {
-    streamsOpened.incrementAndGet();
-    return new ProposalStream(address, channel(address));
-  }
-
-  /**
-   * A follower's Proposals stream to one leader. Requests wait in {@link #pending} under their
-   * number until their reply, their timeout, or the stream's end: a stream that ends fails every
-   * request still waiting with its status (the leader may have proposed them: the outcome is
-   * unknown, as for a unary call that failed), or with {@link Refused} if the leader does not
-   * serve the stream at all.
-   */
-  private final class ProposalStream extends ClientCall.Listener<ForwardReply> {
-    private final String address;
-    private final ClientCall<ForwardRequest, ForwardReply> call;
-    private final Map<Long, CompletableFuture<ForwardReply>> pending = new java.util.HashMap<>();
-    private long lastId;
-    private boolean closed;
-
-    ProposalStream(String address, ManagedChannel channel) {
-      this.address = address;
-      this.call = channel.newCall(PROPOSALS, CallOptions.DEFAULT);
-      call.start(this, new Metadata());
-      call.request(Integer.MAX_VALUE);
-    }
-
-    /** Sends {@code request} numbered; false (nothing sent) if the stream has ended. */
-    boolean send(ForwardRequest request, CompletableFuture<ForwardReply> reply) {
-      long id;
-      synchronized (this) {
-        if (closed) {
-          return false;
-        }
-        id = ++lastId;
-        pending.put(id, reply);
-        call.sendMessage(request.toBuilder().setId(id).build());
-      }
-      // a request that timed out is forgotten: a late reply finds no one waiting
-      reply.whenComplete((r, e) -> {
-        if (e != null) {
-          synchronized (this) {
-            pending.remove(id);
-          }
-        }
-      });
-      return true;
-    }
-
-    @Override
-    public void onMessage(ForwardReply message) {
-      CompletableFuture<ForwardReply> waiting;
-      synchronized (this) {
-        waiting = pending.remove(message.getId());
-      }
-      if (waiting == null) {
-        return; // timed out meanwhile
-      }
-      if (!message.getRefused().isEmpty()) {
-        waiting.completeExceptionally(new Refused(message.getRefused()));
-      } else {
-        waiting.complete(message);
-      }
-    }
-
-    @Override
-    public void onClose(Status status, Metadata trailers) {
-      List<CompletableFuture<ForwardReply>> failed;
-      synchronized (this) {
-        closed = true;
-        failed = new ArrayList<>(pending.values());
-        pending.clear();
-      }
-      streams.remove(address, this);
-      if (status.getCode() == Status.Code.UNIMPLEMENTED) {
-        unaryOnly.add(address);
-      }
-      Status end = status.isOk() ? Status.UNAVAILABLE.withDescription("capstan: the leader ended the Proposals stream")
-          : status.getDescription() == null ? status.withDescription("the Proposals stream to " + address + " ended")
-          : status;
-      Throwable error = refusal(end.asRuntimeException());
-      failed.forEach(f -> f.completeExceptionally(error));
-    }
   }
 
   /** Asks the member at {@code address} whether it follows {@code check}'s leader in its term; false on any failure. */
@@ -382,8 +280,158 @@ final class LeaderForward implements AutoCloseable {
     return t;
   }
 
+  /**
+   * One call of this service to the member at {@code address}, on the Calls stream to it (unary if
+   * the stream is off or that member does not serve it): its reply, or its gRPC failure
+   * (DEADLINE_EXCEEDED when no reply came within {@code timeoutMs}).
+   */
+  private <Q extends com.google.protobuf.Message, R> CompletableFuture<R> call(String address, MethodDescriptor<Q, R> method,
+      Q request, long timeoutMs) {
+    if (!STREAM || unaryOnly.contains(address)) {
+      return unaryCall(address, method, request, timeoutMs);
+    }
+    ForwardCall.Builder call = ForwardCall.newBuilder();
+    if (request instanceof ForwardRequest r) {
+      call.setPropose(r);
+    } else if (request instanceof LeaderCheck r) {
+      call.setCheck(r);
+    } else if (request instanceof ReadIndexRequest r) {
+      call.setReadIndex(r);
+    } else {
+      call.setQuery((LeaderQueryRequest) request);
+    }
+    CompletableFuture<ForwardCallReply> reply = new CompletableFuture<>();
+    CompletableFuture<R> out = new CompletableFuture<>();
+    reply.orTimeout(timeoutMs, TimeUnit.MILLISECONDS).whenComplete((r, t) -> {
+      if (t instanceof java.util.concurrent.TimeoutException) {
+        out.completeExceptionally(Status.DEADLINE_EXCEEDED
+            .withDescription("capstan: no reply in " + timeoutMs + " ms").asRuntimeException());
+      } else if (t != null) {
+        out.completeExceptionally(t);
+      } else if (r.hasFailure()) {
+        out.completeExceptionally(Status.fromCodeValue(r.getFailure().getCode())
+            .withDescription(r.getFailure().getDescription()).asRuntimeException());
+      } else {
+        @SuppressWarnings("unchecked")
+        R answer = (R) switch (r.getReplyCase()) {
+          case PROPOSE -> r.getPropose();
+          case CHECK -> r.getCheck();
+          case READ_INDEX -> r.getReadIndex();
+          case QUERY -> r.getQuery();
+          default -> null;
+        };
+        if (answer == null || !method.getFullMethodName().endsWith("/" + methodOf(r.getReplyCase()))) {
+          out.completeExceptionally(Status.INTERNAL.withDescription("capstan: a " + method.getBareMethodName()
+              + " call answered with " + r.getReplyCase()).asRuntimeException());
+        } else {
+          out.complete(answer);
+        }
+      }
+    });
+    // a stream found ended is replaced once; a channel that ends every new stream at once (shut
+    // down) fails the call
+    for (int attempt = 0; attempt < 2; attempt++) {
+      CallStream stream = streams.computeIfAbsent(address, this::openStream);
+      if (stream.send(call, reply)) {
+        streamCalls.incrementAndGet();
+        return out;
+      }
+      streams.remove(address, stream);
+    }
+    reply.completeExceptionally(Status.UNAVAILABLE.withDescription("capstan: no stream to " + address).asRuntimeException());
+    return out;
+  }
+
+  private static String methodOf(ForwardCallReply.ReplyCase reply) {
+    return switch (reply) {
+      case PROPOSE -> PROPOSE.getBareMethodName();
+      case CHECK -> CHECK.getBareMethodName();
+      case READ_INDEX -> READ_INDEX.getBareMethodName();
+      case QUERY -> QUERY.getBareMethodName();
+      default -> "";
+    };
+  }
+
+  private CallStream openStream(String address) {
+    streamsOpened.incrementAndGet();
+    return new CallStream(address, channel(address));
+  }
+
+  /**
+   * This member's Calls stream to another. Calls wait in {@link #pending} under their number
+   * until their reply, their timeout, or the stream's end: a stream that ends fails every call
+   * still waiting with its status, as a unary call that failed in transport (a forward's outcome
+   * is then unknown), and marks a member that does not serve the stream (UNIMPLEMENTED) for unary
+   * calls.
+   */
+  private final class CallStream extends ClientCall.Listener<ForwardCallReply> {
+    private final String address;
+    private final ClientCall<ForwardCall, ForwardCallReply> call;
+    private final Map<Long, CompletableFuture<ForwardCallReply>> pending = new java.util.HashMap<>();
+    private long lastId;
+    private boolean ended;
+
+    CallStream(String address, ManagedChannel channel) {
+      this.address = address;
+      this.call = channel.newCall(CALLS, CallOptions.DEFAULT);
+      call.start(this, new Metadata());
+      call.request(Integer.MAX_VALUE);
+    }
+
+    /** Sends {@code request} numbered; false (nothing sent) if the stream has ended. */
+    boolean send(ForwardCall.Builder request, CompletableFuture<ForwardCallReply> reply) {
+      long id;
+      synchronized (this) {
+        if (ended) {
+          return false;
+        }
+        id = ++lastId;
+        pending.put(id, reply);
+        call.sendMessage(request.setId(id).build());
+      }
+      // a call that timed out is forgotten: a late reply finds no one waiting
+      reply.whenComplete((r, e) -> {
+        if (e != null) {
+          synchronized (this) {
+            pending.remove(id);
+          }
+        }
+      });
+      return true;
+    }
+
+    @Override
+    public void onMessage(ForwardCallReply message) {
+      CompletableFuture<ForwardCallReply> waiting;
+      synchronized (this) {
+        waiting = pending.remove(message.getId());
+      }
+      if (waiting != null) {
+        waiting.complete(message);
+      }
+    }
+
+    @Override
+    public void onClose(Status status, Metadata trailers) {
+      List<CompletableFuture<ForwardCallReply>> failed;
+      synchronized (this) {
+        ended = true;
+        failed = new ArrayList<>(pending.values());
+        pending.clear();
+      }
+      streams.remove(address, this);
+      if (status.getCode() == Status.Code.UNIMPLEMENTED) {
+        unaryOnly.add(address);
+      }
+      Status end = status.isOk() ? Status.UNAVAILABLE.withDescription("capstan: the Calls stream from " + address + " ended")
+          : status.getDescription() == null ? status.withDescription("the Calls stream to " + address + " ended")
+          : status;
+      failed.forEach(f -> f.completeExceptionally(end.asRuntimeException()));
+    }
+  }
+
   /** One unary call of this service to the member at {@code address}: its reply, or its gRPC failure. */
-  private <Q, R> CompletableFuture<R> call(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs) {
+  private <Q, R> CompletableFuture<R> unaryCall(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs) {
     CompletableFuture<R> out = new CompletableFuture<>();
     ClientCalls.asyncUnaryCall(channel(address).newCall(method, CallOptions.DEFAULT
         .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request, new StreamObserver<>() {
@@ -414,50 +462,56 @@ final class LeaderForward implements AutoCloseable {
     }
   }
 
-  /** The leader's side: the method, served on the member's client port. */
+  /** The service, served on the member's client port: the unary methods, and the Calls stream carrying them. */
   ServerServiceDefinition service(RaftNode node) {
     return ServerServiceDefinition.builder(SERVICE)
         .addMethod(PROPOSE, ServerCalls.asyncUnaryCall((request, observer) -> propose(node, request, observer)))
-        .addMethod(PROPOSALS, ServerCalls.asyncBidiStreamingCall(observer -> proposals(node, observer)))
-        .addMethod(CHECK, ServerCalls.asyncUnaryCall((request, observer) -> {
-          observer.onNext(LeaderCheckReply.newBuilder().setFollows(request.getClusterId() == node.clusterId()
-              && node.follows(request.getTerm(), request.getLeader())).build());
-          observer.onCompleted();
-        }))
-        .addMethod(READ_INDEX, ServerCalls.asyncUnaryCall((request, observer) -> {
-          if (otherCluster(node, request.getClusterId(), observer)) {
-            return;
-          }
-          node.leaderReadIndex().whenComplete((index, e) -> {
-            if (e != null) {
-              observer.onError(Status.UNAVAILABLE.withDescription("capstan: no read index: " + unwrap(e).getMessage()).asRuntimeException());
-            } else {
-              observer.onNext(ReadIndexReply.newBuilder().setIndex(index).build());
-              observer.onCompleted();
-            }
-          });
-        }))
-        .addMethod(QUERY, ServerCalls.asyncUnaryCall((request, observer) -> {
-          if (otherCluster(node, request.getClusterId(), observer)) {
-            return;
-          }
-          if (!node.isLeader()) {
-            observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
-            return;
-          }
-          node.queryAsLeader(request.getQuery(), request.getSenderConfirms()).whenComplete((answer, e) -> {
-            if (e == null) {
-              observer.onNext(LeaderQueryReply.newBuilder().setAnswer(com.google.protobuf.UnsafeByteOperations.unsafeWrap(answer.bytes()))
-                  .setTerm(answer.term()).build());
-              observer.onCompleted();
-            } else if (unwrap(e) instanceof org.apache.ratis.protocol.exceptions.NotLeaderException) {
-              observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
-            } else {
-              observer.onError(Status.UNAVAILABLE.withDescription("capstan: query failed: " + unwrap(e)).asRuntimeException());
-            }
-          });
-        }))
+        .addMethod(CHECK, ServerCalls.asyncUnaryCall((request, observer) -> check(node, request, observer)))
+        .addMethod(READ_INDEX, ServerCalls.asyncUnaryCall((request, observer) -> readIndex(node, request, observer)))
+        .addMethod(QUERY, ServerCalls.asyncUnaryCall((request, observer) -> query(node, request, observer)))
+        .addMethod(CALLS, ServerCalls.asyncBidiStreamingCall(observer -> calls(node, observer)))
         .build();
+  }
+
+  private static void check(RaftNode node, LeaderCheck request, StreamObserver<LeaderCheckReply> observer) {
+    observer.onNext(LeaderCheckReply.newBuilder().setFollows(request.getClusterId() == node.clusterId()
+        && node.follows(request.getTerm(), request.getLeader())).build());
+    observer.onCompleted();
+  }
+
+  private static void readIndex(RaftNode node, ReadIndexRequest request, StreamObserver<ReadIndexReply> observer) {
+    if (otherCluster(node, request.getClusterId(), observer)) {
+      return;
+    }
+    node.leaderReadIndex().whenComplete((index, e) -> {
+      if (e != null) {
+        observer.onError(Status.UNAVAILABLE.withDescription("capstan: no read index: " + unwrap(e).getMessage()).asRuntimeException());
+      } else {
+        observer.onNext(ReadIndexReply.newBuilder().setIndex(index).build());
+        observer.onCompleted();
+      }
+    });
+  }
+
+  private static void query(RaftNode node, LeaderQueryRequest request, StreamObserver<LeaderQueryReply> observer) {
+    if (otherCluster(node, request.getClusterId(), observer)) {
+      return;
+    }
+    if (!node.isLeader()) {
+      observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
+      return;
+    }
+    node.queryAsLeader(request.getQuery(), request.getSenderConfirms()).whenComplete((answer, e) -> {
+      if (e == null) {
+        observer.onNext(LeaderQueryReply.newBuilder().setAnswer(com.google.protobuf.UnsafeByteOperations.unsafeWrap(answer.bytes()))
+            .setTerm(answer.term()).build());
+        observer.onCompleted();
+      } else if (unwrap(e) instanceof org.apache.ratis.protocol.exceptions.NotLeaderException) {
+        observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
+      } else {
+        observer.onError(Status.UNAVAILABLE.withDescription("capstan: query failed: " + unwrap(e)).asRuntimeException());
+      }
+    });
   }
 
   /** Refuses a request from a member of another cluster (true) before anything is done for it. */
@@ -465,32 +519,20 @@ final class LeaderForward implements AutoCloseable {
     if (clusterId == node.clusterId()) {
       return false;
     }
-    observer.onError(clusterMismatch(node, clusterId).asRuntimeException());
+    observer.onError(Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch (this member is in cluster "
+        + Long.toHexString(node.clusterId()) + ", the sender in " + Long.toHexString(clusterId) + ")").asRuntimeException());
     return true;
   }
 
-  private static Status clusterMismatch(RaftNode node, long clusterId) {
-    return Status.FAILED_PRECONDITION.withDescription("capstan: cluster ID mismatch (this member is in cluster "
-        + Long.toHexString(node.clusterId()) + ", the sender in " + Long.toHexString(clusterId) + ")");
-  }
-
-  /** The unary method: a refusal is the call's failure. */
-  private void propose(RaftNode node, ForwardRequest request, StreamObserver<ForwardReply> observer) {
-    propose(node, request, reply -> {
-      observer.onNext(reply.build());
-      observer.onCompleted();
-    }, refusal -> observer.onError(refusal.asRuntimeException()));
-  }
-
   /**
-   * The stream: a reply (or refusal) per request, numbered as the request, in the order the
-   * requests' commands are applied. Replies come from several threads (the apply thread, the
-   * event loop for refusals), so they are sent under the stream's lock; a stream the follower
-   * has cancelled drops them. A follower that half-closes gets the end of the stream once every
-   * request it sent is answered.
+   * The Calls stream: each call runs in the unary method's handler, with an observer that answers
+   * it on the stream under its number (a failure as its status). Answers come from several
+   * threads (the apply thread, the event loop, the read executor), so they are sent under the
+   * stream's lock; a stream its sender cancelled drops them. A sender that half-closes gets the
+   * stream's end once every call it made is answered.
    */
-  private StreamObserver<ForwardRequest> proposals(RaftNode node, StreamObserver<ForwardReply> observer) {
-    var out = (io.grpc.stub.ServerCallStreamObserver<ForwardReply>) observer;
+  private StreamObserver<ForwardCall> calls(RaftNode node, StreamObserver<ForwardCallReply> observer) {
+    var out = (io.grpc.stub.ServerCallStreamObserver<ForwardCallReply>) observer;
     return new StreamObserver<>() {
       private int unanswered;
       private boolean halfClosed;
@@ -505,16 +547,76 @@ final class LeaderForward implements AutoCloseable {
       }
 
       @Override
-      public void onNext(ForwardRequest request) {
+      public void onNext(ForwardCall call) {
         synchronized (out) {
           unanswered++;
         }
-        long id = request.getId();
-        propose(node, request, reply -> answer(reply.setId(id)),
-            refusal -> answer(ForwardReply.newBuilder().setId(id).setRefused(refusal.getDescription())));
+        long id = call.getId();
+        switch (call.getCallCase()) {
+          case PROPOSE -> run(this.<ForwardReply>answer(id, ForwardCallReply.Builder::setPropose), o -> propose(node, call.getPropose(), o));
+          case CHECK -> run(this.<LeaderCheckReply>answer(id, ForwardCallReply.Builder::setCheck), o -> check(node, call.getCheck(), o));
+          case READ_INDEX -> run(this.<ReadIndexReply>answer(id, ForwardCallReply.Builder::setReadIndex), o -> readIndex(node, call.getReadIndex(), o));
+          case QUERY -> run(this.<LeaderQueryReply>answer(id, ForwardCallReply.Builder::setQuery), o -> query(node, call.getQuery(), o));
+          default -> this.<LeaderCheckReply>answer(id, ForwardCallReply.Builder::setCheck).onError(Status.UNIMPLEMENTED
+              .withDescription("capstan: an empty or unknown call").asRuntimeException());
+        }
       }
 
-      private void answer(ForwardReply.Builder reply) {
+      /**
+       * Runs a handler; one that throws fails its own call (INTERNAL), not the stream and every
+       * call on it.
+       */
+      private <R> void run(StreamObserver<R> answer, java.util.function.Consumer<StreamObserver<R>> handler) {
+        try {
+          handler.accept(answer);
+        } catch (RuntimeException e) {
+          answer.onError(Status.INTERNAL.withDescription("capstan: the call failed: " + e).asRuntimeException());
+        }
+      }
+
+      /** The observer a handler answers call {@code id} through; only its first answer is sent. */
+      private <R> StreamObserver<R> answer(long id, java.util.function.BiFunction<ForwardCallReply.Builder, R, ForwardCallReply.Builder> set) {
+        return new StreamObserver<>() {
+          private R reply;
+          private boolean answered;
+
+          @Override
+          public synchronized void onNext(R value) {
+            reply = value;
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            Status s = Status.fromThrowable(t);
+            answerOnce(ForwardCallReply.newBuilder().setId(id).setFailure(CallFailure.newBuilder().setCode(s.getCode().value())
+                .setDescription(s.getDescription() == null ? "" : s.getDescription())));
+          }
+
+          @Override
+          public void onCompleted() {
+            R value;
+            synchronized (this) {
+              value = reply;
+            }
+            answerOnce(value == null
+                ? ForwardCallReply.newBuilder().setId(id).setFailure(CallFailure.newBuilder()
+                    .setCode(Status.Code.INTERNAL.value()).setDescription("capstan: no reply"))
+                : set.apply(ForwardCallReply.newBuilder().setId(id), value));
+          }
+
+          private void answerOnce(ForwardCallReply.Builder message) {
+            synchronized (this) {
+              if (answered) {
+                return;
+              }
+              answered = true;
+            }
+            send(message);
+          }
+        };
+      }
+
+      private void send(ForwardCallReply.Builder reply) {
         synchronized (out) {
           unanswered--;
           if (ended) {
@@ -548,25 +650,19 @@ final class LeaderForward implements AutoCloseable {
     };
   }
 
-  /**
-   * Proposes {@code request}'s commands through the leader's queue and hands {@code reply} their
-   * results once all are known; or hands {@code refuse} why it proposed none of them.
-   */
-  private void propose(RaftNode node, ForwardRequest request, java.util.function.Consumer<ForwardReply.Builder> reply,
-      java.util.function.Consumer<Status> refuse) {
-    if (request.getClusterId() != node.clusterId()) {
-      refuse.accept(clusterMismatch(node, request.getClusterId()));
+  private void propose(RaftNode node, ForwardRequest request, StreamObserver<ForwardReply> observer) {
+    if (otherCluster(node, request.getClusterId(), observer)) {
       return;
     }
     for (RaftCommand c : request.getCommandsList()) {
       if (!forwardable(c)) {
-        refuse.accept(Status.INVALID_ARGUMENT.withDescription("capstan: a " + c.getCommandCase()
-            + " command cannot be forwarded"));
+        observer.onError(Status.INVALID_ARGUMENT.withDescription("capstan: a " + c.getCommandCase()
+            + " command cannot be forwarded").asRuntimeException());
         return;
       }
     }
     if (!node.isLeader()) {
-      refuse.accept(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER));
+      observer.onError(Status.FAILED_PRECONDITION.withDescription(NOT_LEADER).asRuntimeException());
       return;
     }
     receivedCommands.addAndGet(request.getCommandsCount());
@@ -576,10 +672,11 @@ final class LeaderForward implements AutoCloseable {
       results.add(node.proposeForwarded(c).handle((r, e) -> e == null ? r : asResult(e)));
     }
     CompletableFuture.allOf(results.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> {
-      ForwardReply.Builder answer = ForwardReply.newBuilder();
-      results.forEach(f -> answer.addResults(f.join()));
+      ForwardReply.Builder reply = ForwardReply.newBuilder();
+      results.forEach(f -> reply.addResults(f.join()));
       timing.stop();
-      reply.accept(answer.setAppliedIndex(node.appliedIndex()));
+      observer.onNext(reply.setAppliedIndex(node.appliedIndex()).build());
+      observer.onCompleted();
     });
   }
 

@@ -72,9 +72,12 @@ import org.slf4j.LoggerFactory;
  * queries to the leader, and on the leader proposes the revocation of expired leases.
  */
 public final class RaftNode implements AutoCloseable {
-  /** The full gRPC names of the leader's methods that take followers' writes ({@link LeaderForward}). */
+  /**
+   * The full gRPC names of the leader's method that takes followers' writes, and of the stream
+   * that carries every call between members ({@link LeaderForward}).
+   */
   public static final List<String> FORWARD_METHODS = List.of(LeaderForward.PROPOSE.getFullMethodName(),
-      LeaderForward.PROPOSALS.getFullMethodName());
+      LeaderForward.CALLS.getFullMethodName());
   /** The internal read-index methods (a leader check, a follower's read index request): cheap or asynchronous, run inline. */
   public static final List<String> READ_INDEX_METHODS = List.of(LeaderForward.CHECK.getFullMethodName(),
       LeaderForward.READ_INDEX.getFullMethodName());
@@ -604,9 +607,14 @@ public final class RaftNode implements AutoCloseable {
     return forward.fallbacks.get();
   }
 
-  /** Proposals streams this member opened to a leader ({@link LeaderForward#PROPOSALS}). */
+  /** Calls streams this member opened to other members ({@link LeaderForward#CALLS}). */
   public long forwardStreamsOpened() {
     return forward.streamsOpened.get();
+  }
+
+  /** Calls (forwards, checks, read indexes, queries) this member sent to others on its Calls streams. */
+  public long forwardStreamCalls() {
+    return forward.streamCalls.get();
   }
 
   /** Lease expiries this member skipped at apply: proposed by a leader in a term it no longer led. */

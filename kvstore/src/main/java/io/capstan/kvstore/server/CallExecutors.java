@@ -8,11 +8,13 @@ import java.util.Set;
 import java.util.concurrent.Executor;
 
 /**
- * Where each gRPC call of the client port runs. The KV methods, the leader's forward method and
+ * Where each gRPC call of the client port runs. The KV methods, the leader's forward method,
  * the internal read-index methods (a member's answer to a leader check reads its Raft role, term
- * and leader; a leader's read index sends the checks and completes later) run on the Netty event loop
- * that read them: their handlers only check the request and hand it on (to the proposal queue, a
- * read barrier, or the read executor), and never block. Every other
+ * and leader; a leader's read index sends the checks and completes later) and the members' Calls
+ * stream that carries those and the leader-only queries (a lease keep-alive or time-to-live is
+ * answered from the state machine's tables, then waits for the leadership check) run on the Netty
+ * event loop that read them: their handlers only check the request and hand it on (to the
+ * proposal queue, a read barrier, or the read executor), and never block. Every other
  * call (watches, leases, maintenance, cluster) runs on a pool, as gRPC's default.
  *
  * <p>Measured: a put through gRPC's default executor is one more hand-off between threads (the

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.capstan.kvstore.proto.ApplyResult;
+import io.capstan.kvstore.proto.ForwardCall;
+import io.capstan.kvstore.proto.ForwardCallReply;
 import io.capstan.kvstore.proto.ForwardReply;
 import io.capstan.kvstore.proto.ForwardRequest;
 import io.capstan.kvstore.proto.LeaderQueryRequest;
@@ -67,41 +69,41 @@ class LeaderForwardTest {
   }
 
   /**
-   * {@code request} alone on a Proposals stream (numbered 7) that the test then half-closes: its
-   * reply, after which the leader must end the stream.
+   * {@code request} alone on a Calls stream (numbered 7) that the test then half-closes: its
+   * answer, after which the member must end the stream.
    */
-  private static ForwardReply onStream(Channel ch, ForwardRequest request) {
+  private static ForwardCallReply onStream(Channel ch, ForwardRequest request) {
     LinkedBlockingQueue<Object> events = new LinkedBlockingQueue<>();
-    var requests = ClientCalls.asyncBidiStreamingCall(ch.newCall(LeaderForward.PROPOSALS,
-        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS)), new io.grpc.stub.StreamObserver<ForwardReply>() {
-          @Override public void onNext(ForwardReply r) { events.add(r); }
+    var requests = ClientCalls.asyncBidiStreamingCall(ch.newCall(LeaderForward.CALLS,
+        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS)), new io.grpc.stub.StreamObserver<ForwardCallReply>() {
+          @Override public void onNext(ForwardCallReply r) { events.add(r); }
           @Override public void onError(Throwable t) { events.add(t); }
           @Override public void onCompleted() { events.add("completed"); }
         });
-    requests.onNext(request.toBuilder().setId(7).build());
+    requests.onNext(ForwardCall.newBuilder().setId(7).setPropose(request).build());
     requests.onCompleted();
     try {
       Object reply = events.poll(10, TimeUnit.SECONDS);
-      assertThat(reply).isInstanceOf(ForwardReply.class);
-      assertThat(((ForwardReply) reply).getId()).as("the reply's number").isEqualTo(7);
+      assertThat(reply).isInstanceOf(ForwardCallReply.class);
+      assertThat(((ForwardCallReply) reply).getId()).as("the answer's number").isEqualTo(7);
       assertThat(events.poll(10, TimeUnit.SECONDS)).as("the stream's end").isEqualTo("completed");
-      return (ForwardReply) reply;
+      return (ForwardCallReply) reply;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException(e);
     }
   }
 
-  /** The unary method fails with {@code code}; the stream answers with a refusal and no results. */
+  /** The unary method fails with {@code code}; on the stream the call fails with the same status. */
   private static void assertRefused(int member, ForwardRequest request, Status.Code code, String description) {
     assertThatThrownBy(() -> forward(cluster.channel(member), request))
         .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
           assertThat(e.getStatus().getCode()).isEqualTo(code);
           assertThat(e.getStatus().getDescription()).startsWith(description);
         });
-    ForwardReply streamed = onStream(cluster.channel(member), request);
-    assertThat(streamed.getRefused()).startsWith(description);
-    assertThat(streamed.getResultsCount()).isZero();
+    ForwardCallReply streamed = onStream(cluster.channel(member), request);
+    assertThat(streamed.getFailure().getCode()).isEqualTo(code.value());
+    assertThat(streamed.getFailure().getDescription()).startsWith(description);
   }
 
   private static RaftCommand put(String key, String value) {
@@ -113,6 +115,7 @@ class LeaderForwardTest {
     long confirmedBefore = raft(leader).readIndexConfirmed() + raft(follower).readIndexConfirmed();
     long fallbacksBefore = raft(leader).readIndexFallbacks() + raft(follower).readIndexFallbacks();
     Kv.put(cluster.channel(follower), "fw/read-index", "1");
+    long streamedBefore = raft(leader).forwardStreamCalls() + raft(follower).forwardStreamCalls();
     for (int i = 0; i < 20; i++) {
       int via = i % 2 == 0 ? leader : follower;
       assertThat(Kv.get(cluster.channel(via), "fw/read-index", false)).get()
@@ -122,6 +125,9 @@ class LeaderForwardTest {
         .as("read rounds on a confirmed read index").isGreaterThanOrEqualTo(20);
     assertThat(raft(leader).readIndexFallbacks() + raft(follower).readIndexFallbacks() - fallbacksBefore)
         .as("read rounds that needed a log entry").isZero();
+    // the follower's 10 read indexes and the leader's checks (at least one a round) on the members' Calls streams
+    assertThat(raft(leader).forwardStreamCalls() + raft(follower).forwardStreamCalls() - streamedBefore)
+        .as("calls on the members' streams").isGreaterThanOrEqualTo(20);
   }
 
   @Test
@@ -171,8 +177,8 @@ class LeaderForwardTest {
     // each forward is timed on both sides (raft_forward_send, raft_forward_handle)
     assertThat(raft(follower).forwardSends().getCount() - sendsTimedBefore).isGreaterThanOrEqualTo(50);
     assertThat(raft(leader).forwardsHandled().getCount() - handledTimedBefore).isGreaterThanOrEqualTo(50);
-    // all on one Proposals stream (opened by this test's first write, or an earlier test's)
-    assertThat(raft(follower).forwardStreamsOpened()).as("Proposals streams the follower opened").isPositive();
+    // all on one Calls stream (opened by this test's first write, or an earlier test's)
+    assertThat(raft(follower).forwardStreamsOpened()).as("Calls streams the follower opened").isPositive();
     assertThat(raft(follower).forwardStreamsOpened() - streamsBefore).isLessThanOrEqualTo(1);
   }
 

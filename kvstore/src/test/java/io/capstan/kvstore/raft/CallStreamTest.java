@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.capstan.kvstore.proto.ForwardReply;
 import io.capstan.kvstore.proto.ForwardRequest;
+import io.capstan.kvstore.proto.LeaderCheck;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
@@ -19,13 +20,14 @@ import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 
 /**
- * The Proposals stream a follower keeps to the leader ({@link LeaderForward#PROPOSALS}), driven
- * here through a {@link LeaderForward} of the test's own against the members' real servers: one
- * stream carries many requests, each reply finds its own request whatever the order, a request
- * left unanswered fails alone at its timeout and the stream goes on, and a stream that breaks
- * fails at once every request it carried, with a status that does not say they were not proposed.
+ * The Calls stream a member keeps to each other member it calls ({@link LeaderForward#CALLS}),
+ * driven here through a {@link LeaderForward} of the test's own against the members' real servers:
+ * one stream carries every kind of call, each reply finds its own call whatever the order, a
+ * refusal keeps the unary method's status, a call left unanswered fails alone at its timeout and
+ * the stream goes on, and a stream that breaks fails at once every call it carried, with a status
+ * that does not say a forward was not proposed.
  */
-class ProposalStreamTest {
+class CallStreamTest {
   private static RaftCommand put(String key) {
     return RaftCommand.newBuilder().setPut(PutRequest.newBuilder().setKey(bs(key)).setValue(bs("v"))).build();
   }
@@ -90,7 +92,18 @@ class ProposalStreamTest {
         assertThat(r).as("each request's own result, in the order sent").isGreaterThan(revision);
         revision = r;
       }
-      assertThat(forward.streamsOpened.get()).as("one stream for every request").isEqualTo(1);
+      // the read path's calls on the same stream: the leader's read index, and a member's answer
+      // to a leader check (another member: a second stream)
+      long readIndex = forward.readIndex(address, leader.clusterId(), 10_000).get(20, TimeUnit.SECONDS);
+      assertThat(readIndex).isPositive().isLessThanOrEqualTo(leader.commitIndex());
+      int other = (lead + 1) % 3;
+      LeaderCheck check = LeaderCheck.newBuilder().setClusterId(leader.clusterId()).setTerm(leader.term())
+          .setLeader(leader.division().getId().toString()).build();
+      assertThat(forward.check(address(c, other), check, 10_000).get(20, TimeUnit.SECONDS)).isTrue();
+      assertThat(forward.check(address(c, other), check.toBuilder().setTerm(leader.term() + 1).build(), 10_000)
+          .get(20, TimeUnit.SECONDS)).isFalse();
+      assertThat(forward.streamsOpened.get()).as("one stream a member, for every call").isEqualTo(2);
+      assertThat(forward.streamCalls.get()).as("calls sent on the streams").isEqualTo(2 + 1 + many.length + 3);
     }
   }
 
