@@ -320,7 +320,8 @@ final class LeaderForward implements AutoCloseable {
           case QUERY -> r.getQuery();
           default -> null;
         };
-        if (answer == null || !method.getFullMethodName().endsWith("/" + methodOf(r.getReplyCase()))) {
+        // a reply's oneof field has the number of its call's (2 to 5 in both messages)
+        if (answer == null || r.getReplyCase().getNumber() != call.getCallCase().getNumber()) {
           out.completeExceptionally(Status.INTERNAL.withDescription("capstan: a " + method.getBareMethodName()
               + " call answered with " + r.getReplyCase()).asRuntimeException());
         } else {
@@ -340,16 +341,6 @@ final class LeaderForward implements AutoCloseable {
     }
     reply.completeExceptionally(Status.UNAVAILABLE.withDescription("capstan: no stream to " + address).asRuntimeException());
     return out;
-  }
-
-  private static String methodOf(ForwardCallReply.ReplyCase reply) {
-    return switch (reply) {
-      case PROPOSE -> PROPOSE.getBareMethodName();
-      case CHECK -> CHECK.getBareMethodName();
-      case READ_INDEX -> READ_INDEX.getBareMethodName();
-      case QUERY -> QUERY.getBareMethodName();
-      default -> "";
-    };
   }
 
   private CallStream openStream(String address) {
