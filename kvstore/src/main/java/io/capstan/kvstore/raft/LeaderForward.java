@@ -216,8 +216,19 @@ final class LeaderForward implements AutoCloseable {
         // a reply holds every command's result, txn ranges included: no limit of its own, as a
         // refused reply would fail writes that were committed
         .maxInboundMessageSize(Integer.MAX_VALUE)
+        // one long-lived stream carries every call to a member: a connection that went silent
+        // without closing (a host gone, a network that drops packets) must end that stream so
+        // that the next call opens another on a new connection, rather than every call on it
+        // timing out one by one until TCP gives up (minutes). gRPC's shortest: 10 s of silence,
+        // then a ping unanswered for 5 s; members permit pings every second (EtcdGrpcServer)
+        .keepAliveTime(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
+        .keepAliveTimeout(KEEPALIVE_TIMEOUT_SECONDS, TimeUnit.SECONDS)
         .build();
   }
+
+  /** Silence on a member's connection before a ping, and how long the ping may go unanswered. */
+  static final long KEEPALIVE_SECONDS = 10;
+  static final long KEEPALIVE_TIMEOUT_SECONDS = 5;
 
   /**
    * Sends {@code request} to the leader at {@code address}. Fails with {@link Refused} when the

@@ -10,6 +10,7 @@ import io.capstan.kvstore.proto.LeaderCheck;
 import io.capstan.kvstore.proto.RaftCommand;
 import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
+import io.capstan.kvstore.testing.TcpRelay;
 import io.etcd.jetcd.api.PutRequest;
 import io.grpc.Status;
 import java.time.Duration;
@@ -50,7 +51,11 @@ class CallStreamTest {
   }
 
   private static Throwable failure(CompletableFuture<?> f) {
-    assertThatThrownBy(() -> f.get(20, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class);
+    return failure(f, Duration.ofSeconds(20));
+  }
+
+  private static Throwable failure(CompletableFuture<?> f, Duration within) {
+    assertThatThrownBy(() -> f.get(within.toMillis(), TimeUnit.MILLISECONDS)).isInstanceOf(ExecutionException.class);
     return f.handle((r, e) -> e).join();
   }
 
@@ -104,6 +109,42 @@ class CallStreamTest {
           .get(20, TimeUnit.SECONDS)).isFalse();
       assertThat(forward.streamsOpened.get()).as("one stream a member, for every call").isEqualTo(2);
       assertThat(forward.streamCalls.get()).as("calls sent on the streams").isEqualTo(2 + 1 + many.length + 3);
+    }
+  }
+
+  /**
+   * A connection to a member that goes silent without closing (no reset: a host gone, a network
+   * dropping packets) ends the Calls stream on it at gRPC's keep-alive, failing the call waiting
+   * there long before its own timeout, as of unknown outcome; the next call gets a new connection
+   * and a new stream. Without the keep-alive every call would wait on the silent connection for
+   * its full timeout, one after the other, until TCP gave up on it.
+   */
+  @Test
+  void aStreamOnAConnectionGoneSilentEndsAtTheKeepAliveAndTheNextCallGetsANewOne() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().start(); LeaderForward forward = new LeaderForward()) {
+      int lead = connectToLeader(c, forward);
+      RaftNode leader = c.member(lead).raft();
+      try (TcpRelay relay = new TcpRelay(c.config(lead).listenClientUrls().get(0).port())) {
+        String address = relay.address();
+        assertThat(forward.send(address, request(leader, "ka/first"), 10_000).get(20, TimeUnit.SECONDS)
+            .getResults(0).hasPut()).isTrue();
+        relay.silenceOpenConnections();
+        long silenced = System.nanoTime();
+        CompletableFuture<ForwardReply> waiting = forward.send(address, request(leader, "ka/waiting"), 120_000);
+        Throwable ended = failure(waiting, Duration.ofSeconds(60));
+        Duration took = Duration.ofNanos(System.nanoTime() - silenced);
+        assertThat(took).as("ended by the keep-alive (%d s of silence, then %d s for the ping), not at the call's 120 s",
+            LeaderForward.KEEPALIVE_SECONDS, LeaderForward.KEEPALIVE_TIMEOUT_SECONDS)
+            .isGreaterThanOrEqualTo(Duration.ofSeconds(LeaderForward.KEEPALIVE_SECONDS))
+            .isLessThan(Duration.ofSeconds(LeaderForward.KEEPALIVE_SECONDS + LeaderForward.KEEPALIVE_TIMEOUT_SECONDS + 20));
+        assertThat(Status.fromThrowable(ended).getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(LeaderForward.refused(ended)).as("it may have reached the leader").isFalse();
+
+        assertThat(forward.send(address, request(leader, "ka/next"), 10_000).get(30, TimeUnit.SECONDS)
+            .getResults(0).hasPut()).isTrue();
+        assertThat(relay.connections()).as("a new connection for the next call").isEqualTo(2);
+        assertThat(forward.streamsOpened.get()).as("and a new stream").isEqualTo(2);
+      }
     }
   }
 
