@@ -11,12 +11,14 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import org.apache.ratis.io.MD5Hash;
 import org.apache.ratis.server.protocol.TermIndex;
 import org.apache.ratis.server.storage.FileInfo;
+import org.apache.ratis.server.storage.RaftStorage;
 import org.apache.ratis.statemachine.SnapshotRetentionPolicy;
 import org.apache.ratis.statemachine.impl.SimpleStateMachineStorage;
 import org.apache.ratis.statemachine.impl.SingleFileSnapshotInfo;
@@ -50,15 +52,7 @@ final class SnapshotWriter implements AutoCloseable {
       Pattern.compile(SimpleStateMachineStorage.SNAPSHOT_REGEX.pattern() + Pattern.quote(StoreSnapshot.TMP_SUFFIX));
 
   private final long threshold;
-  private final SimpleStateMachineStorage storage = new SimpleStateMachineStorage() {
-    /** Ratis calls this after every take; it must not meet a snapshot whose MD5 is not written yet. */
-    @Override
-    public void cleanupOldSnapshots(SnapshotRetentionPolicy policy) throws IOException {
-      if (!writing()) {
-        super.cleanupOldSnapshots(policy);
-      }
-    }
-  };
+  private final Storage storage = new Storage();
   private final ExecutorService executor = Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "snapshot-writer");
     t.setDaemon(true);
@@ -85,8 +79,73 @@ final class SnapshotWriter implements AutoCloseable {
     return f != null && !f.isDone();
   }
 
-  SimpleStateMachineStorage storage() {
+  Storage storage() {
     return storage;
+  }
+
+  /**
+   * Ratis' snapshot storage, remembering that it has no snapshot as well as which it has. Ratis
+   * asks for the latest snapshot at every pass of each log appender's loop (before each
+   * AppendEntries, the commit news included) and on a follower's appends; Ratis' storage keeps a
+   * snapshot once it knows one, but while it has none it lists the snapshot directory again at
+   * each question: on a member that has not taken a snapshot yet (fewer than --snapshot-count
+   * entries since it started, 100,000 by default) that was a directory listing (open, getdents,
+   * a regex on each name) on an appender's thread at each AppendEntries. A snapshot comes into
+   * the directory only from this writer or from an installation sent by the leader, which ends
+   * with {@link #loadLatestSnapshot} ({@link KvStateMachine#reinitialize}); either way it reaches
+   * {@link #updateLatestSnapshot}, so "none" is remembered until then. During an installation
+   * (files moved in, not reloaded yet) the answer is as stale as Ratis' own remembered snapshot
+   * is then.
+   */
+  final class Storage extends SimpleStateMachineStorage {
+    /** Bumped after anything that may add a snapshot; "none" holds only for the count it was seen at. */
+    private final AtomicLong changes = new AtomicLong();
+    private volatile long noneAt = -1;
+    /** Directory listings made for {@link #getLatestSnapshot} (tests). */
+    final AtomicLong listings = new AtomicLong();
+
+    @Override
+    public SingleFileSnapshotInfo getLatestSnapshot() {
+      long seen = changes.get();
+      if (noneAt == seen) {
+        return null;
+      }
+      SingleFileSnapshotInfo latest = super.getLatestSnapshot();
+      if (latest == null) {
+        listings.incrementAndGet();
+        noneAt = seen; // a change meanwhile bumped the count: then this "none" is never used
+      }
+      return latest;
+    }
+
+    /** Every snapshot Ratis' storage comes to know passes here (a reload of the directory that finds one too). */
+    @Override
+    public SingleFileSnapshotInfo updateLatestSnapshot(SingleFileSnapshotInfo info) {
+      try {
+        return super.updateLatestSnapshot(info);
+      } finally {
+        if (info != null) {
+          changes.incrementAndGet();
+        }
+      }
+    }
+
+    @Override
+    public void init(RaftStorage raftStorage) throws IOException {
+      try {
+        super.init(raftStorage);
+      } finally {
+        changes.incrementAndGet();
+      }
+    }
+
+    /** Ratis calls this after every take; it must not meet a snapshot whose MD5 is not written yet. */
+    @Override
+    public void cleanupOldSnapshots(SnapshotRetentionPolicy policy) throws IOException {
+      if (!writing()) {
+        super.cleanupOldSnapshots(policy);
+      }
+    }
   }
 
   /** Capture times on the apply thread (what a snapshot holds writes up for). */

@@ -75,6 +75,33 @@ class BackgroundSnapshotTest {
     }
   }
 
+  /**
+   * Ratis asks for the latest snapshot before each AppendEntries; a member without one answers
+   * from memory ({@link SnapshotWriter.Storage}) instead of listing its snapshot directory each
+   * time, and still sees the first snapshot once it has one.
+   */
+  @Test
+  void aMemberWithoutASnapshotDoesNotListItsDirectoryAtEachAppend() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().start()) {
+      int lead = c.waitForLeader(Duration.ofSeconds(30));
+      for (int i = 0; i < 200; i++) {
+        Kv.put(c.channel(lead), "nolist/" + i, "v");
+      }
+      for (int m = 0; m < c.size(); m++) {
+        KvStateMachine sm = c.member(m).raft().stateMachine();
+        assertThat(sm.getLatestSnapshot()).isNull();
+        // 200 puts: two AppendEntries to each follower a put, each asking (Ratis listed the directory each time)
+        assertThat(sm.snapshots().storage().listings.get()).as("member %d's listings of its snapshot directory", m)
+            .isLessThan(10);
+      }
+      KvStateMachine leader = c.member(lead).raft().stateMachine();
+      SnapshotInfo taken = leader.snapshotNow();
+      assertThat(taken).isNotNull();
+      assertThat(leader.getLatestSnapshot()).as("the snapshot taken, after \"none\" was remembered").isNotNull()
+          .extracting(SnapshotInfo::getIndex).isEqualTo(taken.getIndex());
+    }
+  }
+
   /** A crash while a snapshot was being written leaves its temporary file; the next start removes it. */
   @Test
   void aSnapshotLeftHalfWrittenIsRemovedAtStart() throws Exception {
