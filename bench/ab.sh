@@ -4,7 +4,8 @@
 # Each run starts a fresh 3-member cluster, warms it up as compare.sh does (members.sh: warm_up),
 # then prints puts with 64 in flight (twice), serial puts through a follower and the leader, and
 # linearizable gets with 64 in flight and serially through a follower and the leader, and lease
-# keep-alives serially through a follower and the leader and 64 in flight through a follower
+# keep-alives serially through a follower and the leader and 64 in flight through a follower,
+# and watch delivery to 10 watchers on the leader with puts through it at 50/s
 # (e.g. bench/ab.sh "" "-Dcapstan.read.log-barrier=true" 2 for the read path).
 #
 #   mvn -B -q package -DskipTests && bench/ab.sh "<options A>" "<options B>" [rounds]
@@ -50,6 +51,8 @@ run() {
   bench lease --endpoints "$lead" --conns 1 --clients 1 --total 3000
   echo -n "lease keep-alives through a follower, 64 in flight: "
   bench lease --endpoints "$follower" --conns 1 --clients 64 --total 20000
+  echo -n "watch delivery to 10 watchers on the leader, puts through it at 50/s: "
+  bench watch-latency --endpoints "$lead" --watchers 10 --streams 1 --puts 500 --rate 50
   stop_members
 }
 

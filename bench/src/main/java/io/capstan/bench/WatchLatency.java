@@ -33,6 +33,8 @@ final class WatchLatency implements Callable<Integer> {
   @Option(names = "--rate", defaultValue = "50", description = "Puts per second (default: ${DEFAULT-VALUE}).") int rate;
   @Option(names = "--put-endpoint", description = "Where the puts go (default: the first connection to --endpoints), "
       + "e.g. the leader while the watchers are on a follower.") String putEndpoint;
+  @Option(names = "--trace", description = "Writes one line a put to this file: its wall-clock send time (ms), "
+      + "its own latency and its slowest delivery (ms), to set beside the members' GC logs.") java.nio.file.Path trace;
 
   @Override
   public Integer call() throws Exception {
@@ -43,6 +45,9 @@ final class WatchLatency implements Callable<Integer> {
     // set when the run ends: the streams then fail as their channels close, which is no news
     java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
     List<StreamObserver<WatchRequest>> requests = new ArrayList<>();
+    java.util.concurrent.atomic.AtomicLongArray slowest = new java.util.concurrent.atomic.AtomicLongArray(puts);
+    long[] sentAt = new long[puts];
+    long[] ackedIn = new long[puts];
     try (Endpoints eps = new Endpoints(common.endpoints, common.conns)) {
       for (int s = 0; s < streams; s++) {
         StreamObserver<WatchRequest> req = WatchGrpc.newStub(eps.channel(s)).watch(new StreamObserver<>() {
@@ -54,7 +59,10 @@ final class WatchLatency implements Callable<Integer> {
             long now = System.nanoTime();
             for (Event e : r.getEventsList()) {
               if (e.getKv().getValue().size() >= 8) {
-                lat.add(now - ByteBuffer.wrap(e.getKv().getValue().toByteArray()).getLong());
+                ByteBuffer value = ByteBuffer.wrap(e.getKv().getValue().toByteArray());
+                long took = now - value.getLong();
+                lat.add(took);
+                slowest.accumulateAndGet((int) value.getLong(), took, Math::max);
                 deliveries.incrementAndGet();
               }
             }
@@ -93,8 +101,11 @@ final class WatchLatency implements Callable<Integer> {
       for (int i = 0; i < puts; i++) {
         Pacer.waitUntil(next);
         next += interval;
-        byte[] v = ByteBuffer.allocate(16).putLong(System.nanoTime()).putLong(i).array();
+        long sent = System.nanoTime();
+        sentAt[i] = System.currentTimeMillis();
+        byte[] v = ByteBuffer.allocate(16).putLong(sent).putLong(i).array();
         kv.withDeadlineAfter(30, TimeUnit.SECONDS).put(PutRequest.newBuilder().setKey(key).setValue(ByteString.copyFrom(v)).build());
+        ackedIn[i] = System.nanoTime() - sent;
       }
       long expected = (long) watchers * puts;
       deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -104,6 +115,13 @@ final class WatchLatency implements Callable<Integer> {
       System.out.printf("watch-latency watchers=%d streams=%d puts=%d rate=%d/s: %s deliveries=%d/%d%n",
           watchers, streams, puts, rate, lat.summary(), deliveries.get(), expected);
       done.set(true);
+      if (trace != null) {
+        StringBuilder lines = new StringBuilder("# sent_ms put_ms slowest_delivery_ms\n");
+        for (int i = 0; i < puts; i++) {
+          lines.append(String.format("%d %.3f %.3f%n", sentAt[i], ackedIn[i] / 1e6, slowest.get(i) / 1e6));
+        }
+        java.nio.file.Files.writeString(trace, lines);
+      }
       for (StreamObserver<WatchRequest> r : requests) {
         synchronized (r) {
           r.onCompleted();
