@@ -369,25 +369,9 @@ class ChaosTest {
     awaitAcks(acked, acked.get() + WRITES_PER_PHASE, "writes after restarting every member");
   }
 
-  /**
-   * Copies the members' logs, thread dumps and metrics to target/chaos-logs/ (the cluster's
-   * directory goes on close) and returns that directory; what went wrong on the way is added to {@code t}.
-   */
+  /** Keeps the members' logs, thread dumps and metrics in target/chaos-logs/ ({@link DistCluster#keepLogs}). */
   private static Path keepLogs(DistCluster c, Throwable t) {
-    Path dir = Paths.get("target", "chaos-logs").toAbsolutePath();
-    try {
-      Files.createDirectories(dir);
-      for (int i = 0; i < c.size(); i++) {
-        c.dumpState(i, dir).ifPresent(t::addSuppressed);
-        Path log = c.root().resolve(c.name(i) + ".log");
-        if (Files.exists(log)) {
-          Files.copy(log, dir.resolve(c.name(i) + ".log"), StandardCopyOption.REPLACE_EXISTING);
-        }
-      }
-    } catch (IOException e) {
-      t.addSuppressed(e);
-    }
-    return dir;
+    return c.keepLogs(Paths.get("target", "chaos-logs").toAbsolutePath(), t);
   }
 
   private static void check(DistCluster c, MemberChannels channels, List<Writer> writers, Reader reader, LiveWatcher watcher,

@@ -274,6 +274,26 @@ public final class DistCluster implements AutoCloseable {
   }
 
   /**
+   * Copies the members' logs, thread dumps and metrics ({@link #dumpState}) to {@code dir} (the
+   * cluster's directory goes on close) and returns it; what went wrong on the way is added to {@code t}.
+   */
+  public Path keepLogs(Path dir, Throwable t) {
+    try {
+      Files.createDirectories(dir);
+      for (int i = 0; i < size(); i++) {
+        dumpState(i, dir).ifPresent(t::addSuppressed);
+        Path log = root.resolve(name(i) + ".log");
+        if (Files.exists(log)) {
+          Files.copy(log, dir.resolve(name(i) + ".log"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    } catch (IOException e) {
+      t.addSuppressed(e);
+    }
+    return dir;
+  }
+
+  /**
    * Writes member {@code i}'s threads ({@code jcmd <pid> Thread.print}) and its {@code /metrics}
    * text into {@code dir}, for a failed test to leave what the member was doing; does nothing for
    * a member that is not running. Best effort: a failure here is returned, not thrown.

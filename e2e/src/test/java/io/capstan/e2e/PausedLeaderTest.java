@@ -20,6 +20,8 @@ import io.etcd.jetcd.api.RangeResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
+import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -53,60 +55,64 @@ class PausedLeaderTest {
   @Test
   void aLeaderPausedPastAnElectionServesNoStaleReadAndAcknowledgesNoUncommittedWrite() throws Exception {
     try (DistCluster c = new DistCluster(3).start(); MemberChannels ch = new MemberChannels(c)) {
-      for (int round = 0; round < ROUNDS; round++) {
-        int old = ch.leaderIndex();
-        ByteString before = ByteString.copyFromUtf8("round " + round + ": before the pause");
-        ByteString after = ByteString.copyFromUtf8("round " + round + ": written by the next leader");
-        put(ch.get(old), KEY, before);
-        // a client reads it back from the leader, which confirms its leadership at this commit
-        // index: Ratis' ReadIndex then answered later reads at that index without asking anyone
-        // (RaftNode#readIndexRound)
-        assertThat(get(ch.get(old), KEY).getKvs(0).getValue()).isEqualTo(before);
+      keepingLogs(c, "stale-reads", () -> staleReadRounds(c, ch));
+    }
+  }
 
-        c.pause(old);
-        boolean resumed = false;
-        try {
-          ByteString queuedKey = ByteString.copyFromUtf8("pause/queued-" + round);
-          CompletableFuture<PutResponse> queuedPut = putAsync(ch.get(old), queuedKey, after);
-          int next = ch.leaderIndexOtherThan(old);
-          long written = put(ch.get(next), KEY, after).getHeader().getRevision();
-          // sent after the newer write was acknowledged: linearizability allows only that value
-          List<CompletableFuture<RangeResponse>> reads = queuedThenResumed(c, old, () -> getAsync(ch.get(old), KEY));
-          resumed = true;
+  private static void staleReadRounds(DistCluster c, MemberChannels ch) throws Exception {
+    for (int round = 0; round < ROUNDS; round++) {
+      int old = ch.leaderIndex();
+      ByteString before = ByteString.copyFromUtf8("round " + round + ": before the pause");
+      ByteString after = ByteString.copyFromUtf8("round " + round + ": written by the next leader");
+      put(ch.get(old), KEY, before);
+      // a client reads it back from the leader, which confirms its leadership at this commit
+      // index: Ratis' ReadIndex then answered later reads at that index without asking anyone
+      // (RaftNode#readIndexRound)
+      assertThat(get(ch.get(old), KEY).getKvs(0).getValue()).isEqualTo(before);
 
-          int answered = 0;
-          for (CompletableFuture<RangeResponse> read : reads) {
-            RangeResponse r = outcome(read);
-            if (r != null) {
-              answered++;
-              assertThat(r.getKvsList()).as("a linearizable read from %s right after it resumed", c.name(old)).hasSize(1);
-              KeyValue kv = r.getKvs(0);
-              assertThat(kv.getValue().toStringUtf8()).as("round %d: a linearizable read %s answered after it resumed",
-                  round, c.name(old)).isEqualTo(after.toStringUtf8());
-              assertThat(kv.getModRevision()).isGreaterThanOrEqualTo(written);
-              assertThat(r.getHeader().getRevision()).isGreaterThanOrEqualTo(written);
-            }
-          }
-          PutResponse queued = outcome(queuedPut);
-          if (queued != null) {
-            RangeResponse r = get(ch.get(next), queuedKey);
-            assertThat(r.getKvsList()).as("the acknowledged write queued at the paused %s", c.name(old)).hasSize(1);
-            assertThat(r.getKvs(0).getModRevision()).isEqualTo(queued.getHeader().getRevision());
-          }
-          System.out.printf("paused leader round %d: %s paused, %s led next; %d of %d reads answered (all fresh), "
-              + "the queued write %s%n", round, c.name(old), c.name(next), answered, reads.size(),
-              queued == null ? "failed" : "committed at revision " + queued.getHeader().getRevision());
+      c.pause(old);
+      boolean resumed = false;
+      try {
+        ByteString queuedKey = ByteString.copyFromUtf8("pause/queued-" + round);
+        CompletableFuture<PutResponse> queuedPut = putAsync(ch.get(old), queuedKey, after);
+        int next = ch.leaderIndexOtherThan(old);
+        long written = put(ch.get(next), KEY, after).getHeader().getRevision();
+        // sent after the newer write was acknowledged: linearizability allows only that value
+        List<CompletableFuture<RangeResponse>> reads = queuedThenResumed(c, old, () -> getAsync(ch.get(old), KEY));
+        resumed = true;
 
-          // the resumed member follows the new leader and catches up
-          await(c.name(old) + " catches up").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50)).untilAsserted(() -> {
-            RangeResponse r = KVGrpc.newBlockingStub(ch.get(old)).withDeadlineAfter(2, TimeUnit.SECONDS)
-                .range(RangeRequest.newBuilder().setKey(KEY).setSerializable(true).build());
-            assertThat(r.getKvsList()).extracting(KeyValue::getValue).containsExactly(after);
-          });
-        } finally {
-          if (!resumed) {
-            c.resume(old);
+        int answered = 0;
+        for (CompletableFuture<RangeResponse> read : reads) {
+          RangeResponse r = outcome(read);
+          if (r != null) {
+            answered++;
+            assertThat(r.getKvsList()).as("a linearizable read from %s right after it resumed", c.name(old)).hasSize(1);
+            KeyValue kv = r.getKvs(0);
+            assertThat(kv.getValue().toStringUtf8()).as("round %d: a linearizable read %s answered after it resumed",
+                round, c.name(old)).isEqualTo(after.toStringUtf8());
+            assertThat(kv.getModRevision()).isGreaterThanOrEqualTo(written);
+            assertThat(r.getHeader().getRevision()).isGreaterThanOrEqualTo(written);
           }
+        }
+        PutResponse queued = outcome(queuedPut);
+        if (queued != null) {
+          RangeResponse r = get(ch.get(next), queuedKey);
+          assertThat(r.getKvsList()).as("the acknowledged write queued at the paused %s", c.name(old)).hasSize(1);
+          assertThat(r.getKvs(0).getModRevision()).isEqualTo(queued.getHeader().getRevision());
+        }
+        System.out.printf("paused leader round %d: %s paused, %s led next; %d of %d reads answered (all fresh), "
+            + "the queued write %s%n", round, c.name(old), c.name(next), answered, reads.size(),
+            queued == null ? "failed" : "committed at revision " + queued.getHeader().getRevision());
+
+        // the resumed member follows the new leader and catches up
+        await(c.name(old) + " catches up").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50)).untilAsserted(() -> {
+          RangeResponse r = KVGrpc.newBlockingStub(ch.get(old)).withDeadlineAfter(2, TimeUnit.SECONDS)
+              .range(RangeRequest.newBuilder().setKey(KEY).setSerializable(true).build());
+          assertThat(r.getKvsList()).extracting(KeyValue::getValue).containsExactly(after);
+        });
+      } finally {
+        if (!resumed) {
+          c.resume(old);
         }
       }
     }
@@ -121,70 +127,103 @@ class PausedLeaderTest {
   @Test
   void aPausedLeaderDoesNotRevokeALeaseTheNextLeaderKeptAlive() throws Exception {
     try (DistCluster c = new DistCluster(3).start(); MemberChannels ch = new MemberChannels(c)) {
-      for (int round = 0; round < LEASE_ROUNDS; round++) {
-        int old = ch.leaderIndex();
-        int via = (old + 1) % c.size();
-        ByteString key = ByteString.copyFromUtf8("pause/leased-" + round);
-        long lease = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
-            .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(LEASE_TTL_SECONDS).build()).getID();
-        KVGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
-            .put(PutRequest.newBuilder().setKey(key).setValue(key).setLease(lease).build());
-        try (KeepAlive keeper = new KeepAlive(ch.get(via), lease)) {
-          await("a first keep-alive").atMost(Duration.ofSeconds(10)).until(() -> keeper.renewals() > 0);
-          long pausedAt = System.nanoTime();
-          List<CompletableFuture<LeaseTimeToLiveResponse>> ttls;
-          boolean resumed = false;
-          c.pause(old);
-          try {
-            ch.leaderIndexOtherThan(old);
-            // until the paused leader's clock, once it runs again, says the lease expired; the
-            // next leader renews it meanwhile
-            long renewed = keeper.renewals();
-            await("the lease's TTL passed while " + c.name(old) + " was paused").atMost(Duration.ofSeconds(30))
-                .pollInterval(Duration.ofMillis(100))
-                .until(() -> System.nanoTime() - pausedAt > TimeUnit.SECONDS.toNanos(LEASE_TTL_SECONDS + 1)
-                    && keeper.renewals() > renewed);
-            // asked of the paused member while its clock is behind: when it runs again it still
-            // believes it leads, and its lease clock says the lease ran out
-            ttls = queuedThenResumed(c, old, () -> ttlAsync(ch.get(old), lease));
-            resumed = true;
-          } finally {
-            if (!resumed) {
-              c.resume(old);
-            }
+      keepingLogs(c, "leases", () -> leaseRounds(c, ch));
+    }
+  }
+
+  private static void leaseRounds(DistCluster c, MemberChannels ch) throws Exception {
+    for (int round = 0; round < LEASE_ROUNDS; round++) {
+      int old = ch.leaderIndex();
+      int via = (old + 1) % c.size();
+      ByteString key = ByteString.copyFromUtf8("pause/leased-" + round);
+      long lease = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(LEASE_TTL_SECONDS).build()).getID();
+      KVGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .put(PutRequest.newBuilder().setKey(key).setValue(key).setLease(lease).build());
+      try (KeepAlive keeper = new KeepAlive(ch.get(via), lease)) {
+        await("a first keep-alive").atMost(Duration.ofSeconds(10)).until(() -> keeper.renewals() > 0);
+        long pausedAt = System.nanoTime();
+        List<CompletableFuture<LeaseTimeToLiveResponse>> ttls;
+        boolean resumed = false;
+        c.pause(old);
+        try {
+          ch.leaderIndexOtherThan(old);
+          // until the paused leader's clock, once it runs again, says the lease expired; the
+          // next leader renews it meanwhile
+          long renewed = keeper.renewals();
+          await("the lease's TTL passed while " + c.name(old) + " was paused").atMost(Duration.ofSeconds(30))
+              .pollInterval(Duration.ofMillis(100))
+              .until(() -> System.nanoTime() - pausedAt > TimeUnit.SECONDS.toNanos(LEASE_TTL_SECONDS + 1)
+                  && keeper.renewals() > renewed);
+          // asked of the paused member while its clock is behind: when it runs again it still
+          // believes it leads, and its lease clock says the lease ran out
+          ttls = queuedThenResumed(c, old, () -> ttlAsync(ch.get(old), lease));
+          resumed = true;
+        } finally {
+          if (!resumed) {
+            c.resume(old);
           }
-          long resumedAt = System.nanoTime();
-          int ttlsAnswered = 0;
-          for (CompletableFuture<LeaseTimeToLiveResponse> ttl : ttls) {
-            LeaseTimeToLiveResponse r = outcome(ttl);
-            if (r != null) {
-              ttlsAnswered++;
-              assertThat(r.getTTL()).as("round %d: a TimeToLive %s answered after it resumed, for the lease the next leader kept alive",
-                  round, c.name(old)).isPositive();
-            }
-          }
-          // two TTLs of keep-alives after it resumed: the lease and its key must be there throughout
-          await("two TTLs after " + c.name(old) + " resumed").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200))
-              .until(() -> {
-                assertThat(keeper.problems()).as("keep-alives through %s; the members' leases and leaders: %s",
-                    c.name(via), leaseLog(c)).isEmpty();
-                return System.nanoTime() - resumedAt > TimeUnit.SECONDS.toNanos(2 * LEASE_TTL_SECONDS);
-              });
-          long ttl = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
-              .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(lease).build()).getTTL();
-          assertThat(ttl).as("round %d: the lease kept alive through the next leader, after %s resumed (%s)", round,
-              c.name(old), leaseLog(c)).isPositive();
-          assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
-          System.out.printf("paused leader, lease round %d: %s paused (and 200 ms back) %d ms, the lease outlived it (%d keep-alives; "
-              + "%d of %d TimeToLive asked of it answered, all positive; "
-              + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far; %.0f lease answers withheld by %s so far, "
-              + "its leadership unconfirmed)%n", round, c.name(old),
-              (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
-              c.metric(via, "kvstore_lease_stale_expiries"), c.name(via), c.metric(old, "raft_leader_queries_unconfirmed"), c.name(old));
         }
-        LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
-            .leaseRevoke(LeaseRevokeRequest.newBuilder().setID(lease).build());
+        long resumedAt = System.nanoTime();
+        int ttlsAnswered = 0;
+        for (CompletableFuture<LeaseTimeToLiveResponse> ttl : ttls) {
+          LeaseTimeToLiveResponse r = outcome(ttl);
+          if (r != null) {
+            ttlsAnswered++;
+            assertThat(r.getTTL()).as("round %d: a TimeToLive %s answered after it resumed, for the lease the next leader kept alive",
+                round, c.name(old)).isPositive();
+          }
+        }
+        // two TTLs of keep-alives after it resumed: the lease and its key must be there throughout
+        await("two TTLs after " + c.name(old) + " resumed").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200))
+            .until(() -> {
+              assertThat(keeper.problems()).as("keep-alives through %s; the members' leases and leaders: %s",
+                  c.name(via), leaseLog(c)).isEmpty();
+              return System.nanoTime() - resumedAt > TimeUnit.SECONDS.toNanos(2 * LEASE_TTL_SECONDS);
+            });
+        long ttl = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+            .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(lease).build()).getTTL();
+        assertThat(ttl).as("round %d: the lease kept alive through the next leader, after %s resumed (%s)", round,
+            c.name(old), leaseLog(c)).isPositive();
+        assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
+        System.out.printf("paused leader, lease round %d: %s paused (and 200 ms back) %d ms, the lease outlived it (%d keep-alives; "
+            + "%d of %d TimeToLive asked of it answered, all positive; "
+            + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far; %.0f lease answers withheld by %s so far, "
+            + "its leadership unconfirmed)%n", round, c.name(old),
+            (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
+            c.metric(via, "kvstore_lease_stale_expiries"), c.name(via), c.metric(old, "raft_leader_queries_unconfirmed"), c.name(old));
       }
+      LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
+          .leaseRevoke(LeaseRevokeRequest.newBuilder().setID(lease).build());
+    }
+  }
+
+  private interface Rounds {
+    void run() throws Exception;
+  }
+
+  /**
+   * Runs {@code rounds}; when they fail, keeps the members' logs, thread dumps and metrics in
+   * target/paused-leader-logs/{@code name}/ and prints each member's last lines about leadership,
+   * elections and forwarding, so that a failure seen once in CI says what the members did.
+   */
+  private static void keepingLogs(DistCluster c, String name, Rounds rounds) throws Exception {
+    try {
+      rounds.run();
+    } catch (Throwable t) {
+      Path dir = c.keepLogs(Paths.get("target", "paused-leader-logs", name).toAbsolutePath(), t);
+      StringBuilder lines = new StringBuilder();
+      for (int i = 0; i < c.size(); i++) {
+        List<String> about = c.logLines(i, "").stream().filter(l -> l.contains("leader") || l.contains("election")
+            || l.contains("orward") || l.contains("WARN") || l.contains("ERROR")).toList();
+        for (String line : about.subList(Math.max(0, about.size() - 60), about.size())) {
+          lines.append('\n').append(c.name(i)).append(": ").append(line);
+        }
+      }
+      System.out.println("paused leader (" + name + ") failed: " + t + "; member logs, thread dumps and metrics kept in "
+          + dir + "; the members' last lines about leadership:" + lines);
+      t.addSuppressed(new AssertionError("member logs, thread dumps and metrics kept in " + dir));
+      throw t;
     }
   }
 

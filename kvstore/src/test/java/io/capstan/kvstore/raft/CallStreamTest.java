@@ -12,7 +12,12 @@ import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
 import io.capstan.kvstore.testing.TcpRelay;
 import io.etcd.jetcd.api.PutRequest;
+import io.grpc.Server;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -144,6 +149,41 @@ class CallStreamTest {
             .getResults(0).hasPut()).isTrue();
         assertThat(relay.connections()).as("a new connection for the next call").isEqualTo(2);
         assertThat(forward.streamsOpened.get()).as("and a new stream").isEqualTo(2);
+      }
+    }
+  }
+
+  /**
+   * A member of an earlier version serves the unary methods but not the Calls stream. Its
+   * UNIMPLEMENTED refuses the call that met it (nothing was proposed, so a forward may go another
+   * way), and every later call to that member is unary. The member here is the leader's real
+   * Forward service without its Calls method, on a server of the test's own.
+   */
+  @Test
+  void aMemberWithoutTheStreamIsCalledUnaryAfterItsFirstRefusal() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().start(); LeaderForward forward = new LeaderForward();
+        LeaderForward serving = new LeaderForward()) {
+      int lead = connectToLeader(c, forward);
+      RaftNode leader = c.member(lead).raft();
+      ServerServiceDefinition.Builder withoutCalls = ServerServiceDefinition.builder(LeaderForward.SERVICE);
+      serving.service(leader).getMethods().stream()
+          .filter(m -> !m.getMethodDescriptor().getFullMethodName().equals(LeaderForward.CALLS.getFullMethodName()))
+          .forEach(withoutCalls::addMethod);
+      Server older = NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
+          .addService(withoutCalls.build()).build().start();
+      try {
+        String address = "127.0.0.1:" + older.getPort();
+        Throwable first = failure(forward.send(address, request(leader, "older/first"), 10_000));
+        assertThat(LeaderForward.refused(first)).as("UNIMPLEMENTED: nothing was proposed (%s)", first).isTrue();
+        assertThat(forward.send(address, request(leader, "older/next"), 10_000).get(20, TimeUnit.SECONDS)
+            .getResults(0).hasPut()).isTrue();
+        assertThat(forward.readIndex(address, leader.clusterId(), 10_000).get(20, TimeUnit.SECONDS)).isPositive();
+        assertThat(Kv.get(c.channel(lead), "older/first", false)).as("the refused write").isEmpty();
+        assertThat(Kv.get(c.channel(lead), "older/next", false)).as("the unary one").isPresent();
+        assertThat(forward.streamsOpened.get()).as("one stream tried").isEqualTo(1);
+        assertThat(forward.streamCalls.get()).as("one call on it, the refused one").isEqualTo(1);
+      } finally {
+        older.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
       }
     }
   }

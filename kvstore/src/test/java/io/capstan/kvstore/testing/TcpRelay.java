@@ -11,10 +11,11 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * A TCP relay on a loopback port to one target, whose open connections a test can silence: the
- * bytes of a silenced connection are no longer read, in either direction, so that its ends see
- * a connection that is up and answers nothing (a host gone without a reset, a network dropping
- * packets), while connections made afterwards are relayed as usual.
+ * A TCP relay on a loopback port to one target, whose open connections a test can silence: a
+ * silenced connection relays nothing more in either direction (a read under way when it is
+ * silenced is dropped, the rest stays unread), so that its ends see a connection that is up and
+ * answers nothing (a host gone without a reset, a network dropping packets), while connections
+ * made afterwards are relayed as usual.
  */
 public final class TcpRelay implements AutoCloseable {
   private final ServerSocket listener;
