@@ -649,13 +649,17 @@ public final class RaftNode implements AutoCloseable {
   private CompletableFuture<ApplyResult> replicate(RaftCommand entry, boolean mayForward, long deadline,
       long waitFrom) {
     if (DIRECT_FORWARD && mayForward && !isLeader()) {
-      if (!hasLeader() && System.nanoTime() + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
+      // one look at the leader: an election that starts between two looks (this member standing
+      // for election as the entry arrives) must not make a leader seen in the first look vanish
+      // in the second and send the entry through Ratis' client (CI saw that once)
+      RaftPeerId leaderId = division.getInfo().getLeaderId();
+      if (leaderId == null && System.nanoTime() + LEADER_POLL.toNanos() < deadline && !timer.isShutdown()) {
         // An election is on: wait for its leader, as etcd's proposals do, rather than hand the
         // entry to Ratis' client, which may first spend seconds on a connection to a dead or
         // former leader.
         return replicateAfterPoll(entry, deadline, 0);
       }
-      String leader = leaderClientAddress();
+      String leader = leaderId == null || leaderId.equals(selfId) ? null : clientAddressOf(leaderId);
       if (leader != null && forwardable(entry)) {
         if (forward.connected(leader)) {
           return forwardToLeader(entry, leader);
