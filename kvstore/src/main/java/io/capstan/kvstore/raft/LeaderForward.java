@@ -19,6 +19,7 @@ import io.capstan.kvstore.proto.RaftCommand;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
+import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
@@ -343,7 +344,7 @@ final class LeaderForward implements AutoCloseable {
     // a stream found ended is replaced once; a channel that ends every new stream at once (shut
     // down) fails the call
     for (int attempt = 0; attempt < 2; attempt++) {
-      CallStream stream = streams.computeIfAbsent(address, this::openStream);
+      CallStream stream = stream(address);
       if (stream.send(call, reply)) {
         streamCalls.incrementAndGet();
         return out;
@@ -354,9 +355,24 @@ final class LeaderForward implements AutoCloseable {
     return out;
   }
 
-  private CallStream openStream(String address) {
+  /**
+   * The Calls stream to {@code address}, opened if there is none. It is started after it is in
+   * {@link #streams}, outside any update of that map: a call that fails at its start (a channel
+   * in transient failure) ends at once on this thread, and its end takes it out of the map again.
+   */
+  private CallStream stream(String address) {
+    CallStream existing = streams.get(address);
+    if (existing != null) {
+      return existing;
+    }
+    CallStream fresh = new CallStream(address, channel(address));
+    existing = streams.putIfAbsent(address, fresh);
+    if (existing != null) {
+      return existing;
+    }
     streamsOpened.incrementAndGet();
-    return new CallStream(address, channel(address));
+    fresh.start();
+    return fresh;
   }
 
   /**
@@ -375,9 +391,25 @@ final class LeaderForward implements AutoCloseable {
 
     CallStream(String address, ManagedChannel channel) {
       this.address = address;
-      this.call = channel.newCall(CALLS, CallOptions.DEFAULT);
-      call.start(this, new Metadata());
-      call.request(Integer.MAX_VALUE);
+      // the member's stream, not the request's that happened to open it: outside the gRPC
+      // context of the thread here (a client's call being served, or a call's callback), whose
+      // cancellation or deadline would otherwise end the stream and every call on it
+      Context previous = Context.ROOT.attach();
+      try {
+        this.call = channel.newCall(CALLS, CallOptions.DEFAULT);
+      } finally {
+        Context.ROOT.detach(previous);
+      }
+    }
+
+    void start() {
+      Context previous = Context.ROOT.attach();
+      try {
+        call.start(this, new Metadata());
+        call.request(Integer.MAX_VALUE);
+      } finally {
+        Context.ROOT.detach(previous);
+      }
     }
 
     /** Sends {@code request} numbered; false (nothing sent) if the stream has ended. */
@@ -435,6 +467,19 @@ final class LeaderForward implements AutoCloseable {
   /** One unary call of this service to the member at {@code address}: its reply, or its gRPC failure. */
   private <Q, R> CompletableFuture<R> unaryCall(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs) {
     CompletableFuture<R> out = new CompletableFuture<>();
+    // as the stream: a forward may carry several clients' commands, and ends by its own deadline,
+    // not by the cancellation of whichever client's call is being served on this thread
+    Context previous = Context.ROOT.attach();
+    try {
+      startUnary(address, method, request, timeoutMs, out);
+    } finally {
+      Context.ROOT.detach(previous);
+    }
+    return out;
+  }
+
+  private <Q, R> void startUnary(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs,
+      CompletableFuture<R> out) {
     ClientCalls.asyncUnaryCall(channel(address).newCall(method, CallOptions.DEFAULT
         .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request, new StreamObserver<>() {
       @Override
@@ -454,7 +499,6 @@ final class LeaderForward implements AutoCloseable {
         }
       }
     });
-    return out;
   }
 
   /** The receiver did not propose any of the commands: they may be sent another way. */

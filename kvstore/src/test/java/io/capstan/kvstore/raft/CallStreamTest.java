@@ -12,6 +12,7 @@ import io.capstan.kvstore.testing.Kv;
 import io.capstan.kvstore.testing.MiniCluster;
 import io.capstan.kvstore.testing.TcpRelay;
 import io.etcd.jetcd.api.PutRequest;
+import io.grpc.Context;
 import io.grpc.Server;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
@@ -185,6 +186,36 @@ class CallStreamTest {
       } finally {
         older.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
       }
+    }
+  }
+
+  /**
+   * The stream belongs to the member, not to the request that opened it: a forward is usually
+   * sent while a client's call is served (its gRPC context current), and that call's
+   * cancellation or deadline must not end the stream and the other clients' calls on it (CI saw
+   * a keep-alive stream's cancellation end a follower's stream and its read index calls).
+   */
+  @Test
+  void theCancellationOfTheRequestThatOpenedTheStreamDoesNotEndIt() throws Exception {
+    try (MiniCluster c = MiniCluster.builder().start(); LeaderForward forward = new LeaderForward()) {
+      int lead = connectToLeader(c, forward);
+      RaftNode leader = c.member(lead).raft();
+      String address = address(c, lead);
+      CompletableFuture<ForwardReply> first;
+      CompletableFuture<ForwardReply> other;
+      try (ApplyHold hold = ApplyHold.before(leader.stateMachine())) {
+        Context.CancellableContext served = Context.current().withCancellation();
+        // the stream opened, and a forward sent on it, inside a client call's context; another
+        // forward on it from outside; then that client call ends, both forwards still pending
+        first = served.call(() -> forward.send(address, request(leader, "ctx/first"), 10_000));
+        other = forward.send(address, request(leader, "ctx/other"), 10_000);
+        served.cancel(null);
+      }
+      assertThat(first.get(20, TimeUnit.SECONDS).getResults(0).hasPut()).as("the forward sent in that context").isTrue();
+      assertThat(other.get(20, TimeUnit.SECONDS).getResults(0).hasPut()).as("the other forward").isTrue();
+      assertThat(forward.send(address, request(leader, "ctx/after"), 10_000).get(20, TimeUnit.SECONDS)
+          .getResults(0).hasPut()).isTrue();
+      assertThat(forward.streamsOpened.get()).as("the same stream throughout").isEqualTo(1);
     }
   }
 
