@@ -391,25 +391,12 @@ final class LeaderForward implements AutoCloseable {
 
     CallStream(String address, ManagedChannel channel) {
       this.address = address;
-      // the member's stream, not the request's that happened to open it: outside the gRPC
-      // context of the thread here (a client's call being served, or a call's callback), whose
-      // cancellation or deadline would otherwise end the stream and every call on it
-      Context previous = Context.ROOT.attach();
-      try {
-        this.call = channel.newCall(CALLS, CallOptions.DEFAULT);
-      } finally {
-        Context.ROOT.detach(previous);
-      }
+      this.call = newCall(channel, CALLS, CallOptions.DEFAULT);
     }
 
     void start() {
-      Context previous = Context.ROOT.attach();
-      try {
-        call.start(this, new Metadata());
-        call.request(Integer.MAX_VALUE);
-      } finally {
-        Context.ROOT.detach(previous);
-      }
+      call.start(this, new Metadata());
+      call.request(Integer.MAX_VALUE);
     }
 
     /** Sends {@code request} numbered; false (nothing sent) if the stream has ended. */
@@ -467,20 +454,7 @@ final class LeaderForward implements AutoCloseable {
   /** One unary call of this service to the member at {@code address}: its reply, or its gRPC failure. */
   private <Q, R> CompletableFuture<R> unaryCall(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs) {
     CompletableFuture<R> out = new CompletableFuture<>();
-    // as the stream: a forward may carry several clients' commands, and ends by its own deadline,
-    // not by the cancellation of whichever client's call is being served on this thread
-    Context previous = Context.ROOT.attach();
-    try {
-      startUnary(address, method, request, timeoutMs, out);
-    } finally {
-      Context.ROOT.detach(previous);
-    }
-    return out;
-  }
-
-  private <Q, R> void startUnary(String address, MethodDescriptor<Q, R> method, Q request, long timeoutMs,
-      CompletableFuture<R> out) {
-    ClientCalls.asyncUnaryCall(channel(address).newCall(method, CallOptions.DEFAULT
+    ClientCalls.asyncUnaryCall(newCall(channel(address), method, CallOptions.DEFAULT
         .withDeadlineAfter(timeoutMs, TimeUnit.MILLISECONDS)), request, new StreamObserver<>() {
       @Override
       public void onNext(R reply) {
@@ -499,6 +473,22 @@ final class LeaderForward implements AutoCloseable {
         }
       }
     });
+    return out;
+  }
+
+  /**
+   * A call of this member's, outside the gRPC context of the thread that makes it (a client's
+   * call being served, or another call's callback): a call keeps the context current when it is
+   * created, and that context's cancellation or deadline would end it. The Calls stream belongs
+   * to the member, and a forward may carry several clients' commands and has its own deadline.
+   */
+  private static <Q, R> ClientCall<Q, R> newCall(ManagedChannel channel, MethodDescriptor<Q, R> method, CallOptions options) {
+    Context previous = Context.ROOT.attach();
+    try {
+      return channel.newCall(method, options);
+    } finally {
+      Context.ROOT.detach(previous);
+    }
   }
 
   /** The receiver did not propose any of the commands: they may be sent another way. */
