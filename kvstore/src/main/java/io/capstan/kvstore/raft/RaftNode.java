@@ -115,8 +115,9 @@ public final class RaftNode implements AutoCloseable {
   /** Runs {@link #electionWatch} alone, so that no other task delays it. */
   private final ScheduledExecutorService electionWatchTimer;
   private final AtomicLong watchedElections = new AtomicLong();
-  /** How often the election watch looks: at most this late after the election timeout. */
-  private static final long ELECTION_WATCH_PERIOD_MS = 10;
+  private final AtomicLong electionWatchLooks = new AtomicLong();
+  /** The longest the election watch waits between two looks; it looks when a silence would reach its timeout. */
+  private static final long ELECTION_WATCH_MAX_PERIOD_MS = 100;
   /** {@code -Dcapstan.raft.election-watch=false} leaves elections to Ratis' timer alone (for A/B runs). */
   private static final boolean ELECTION_WATCH =
       Boolean.parseBoolean(System.getProperty("capstan.raft.election-watch", "true"));
@@ -179,7 +180,7 @@ public final class RaftNode implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
-    this.electionWatch = new ElectionWatch(division, ELECTION_WATCH_PERIOD_MS);
+    this.electionWatch = new ElectionWatch(division, ELECTION_WATCH_MAX_PERIOD_MS);
     this.electionWatchTimer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "raft-election-watch");
       t.setDaemon(true);
@@ -251,8 +252,7 @@ public final class RaftNode implements AutoCloseable {
       }
     });
     if (ELECTION_WATCH) {
-      node.electionWatchTimer.scheduleWithFixedDelay(node::watchElection, ELECTION_WATCH_PERIOD_MS,
-          ELECTION_WATCH_PERIOD_MS, TimeUnit.MILLISECONDS);
+      node.electionWatchTimer.schedule(node::watchElection, ELECTION_WATCH_MAX_PERIOD_MS, TimeUnit.MILLISECONDS);
     }
     node.timer.scheduleWithFixedDelay(node::expireLeases, 250, 250, TimeUnit.MILLISECONDS);
     node.timer.scheduleWithFixedDelay(() -> {
@@ -533,9 +533,10 @@ public final class RaftNode implements AutoCloseable {
     return forward.forwardedCommands.get();
   }
 
-  /** One look of the election watch (on its own thread). */
+  /** One look of the election watch (on its own thread), which schedules the next. */
   private void watchElection() {
     try {
+      electionWatchLooks.incrementAndGet();
       ElectionWatch.Election e = electionWatch.look();
       if (e != null) {
         watchedElections.incrementAndGet();
@@ -545,6 +546,16 @@ public final class RaftNode implements AutoCloseable {
     } catch (RuntimeException e) {
       LOG.warn("the election watch failed; the next look tries again", e);
     }
+    try {
+      electionWatchTimer.schedule(this::watchElection, electionWatch.nextLookDelayNanos(), TimeUnit.NANOSECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing
+    }
+  }
+
+  /** Looks the election watch took (tests: it looks when a silence could reach the timeout, not every few ms). */
+  public long electionWatchLooks() {
+    return electionWatchLooks.get();
   }
 
   /** Elections this member stood for because the election watch saw its leader silent ({@link ElectionWatch}). */

@@ -62,4 +62,33 @@ class ElectionWatchTest {
       assertThat(watched).as("elections the watch called").isPositive();
     }
   }
+
+  @Test
+  void theWatchLooksWhenASilenceCouldReachTheTimeoutNotEveryFewMilliseconds() {
+    try (MiniCluster c = MiniCluster.builder().size(3).electionTimeout(ELECTION_TIMEOUT).start()) {
+      c.waitForLeader(Duration.ofSeconds(30));
+      c.waitForConvergence(Duration.ofSeconds(30));
+      long[] before = new long[c.size()];
+      for (int i = 0; i < c.size(); i++) {
+        before[i] = c.member(i).raft().electionWatchLooks();
+      }
+      long start = System.nanoTime();
+      // a quiet cluster: the leader heartbeats, no member needs an election; the watch looks at
+      // most every 100 ms on each member, 10 a second (it looked every 10 ms before: 100)
+      await("2 s of looks at most 10 a second plus a few").during(Duration.ofSeconds(2)).atMost(Duration.ofSeconds(4))
+          .pollInterval(Duration.ofMillis(50)).until(() -> {
+            double seconds = (System.nanoTime() - start) / 1e9;
+            for (int i = 0; i < c.size(); i++) {
+              if (c.member(i).raft().electionWatchLooks() - before[i] > seconds * 10 + 5) {
+                return false;
+              }
+            }
+            return true;
+          });
+      for (int i = 0; i < c.size(); i++) {
+        assertThat(c.member(i).raft().electionWatchLooks()).as("m%d's election watch still looks", i)
+            .isGreaterThan(before[i] + 5);
+      }
+    }
+  }
 }

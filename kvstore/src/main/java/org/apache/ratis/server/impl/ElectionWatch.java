@@ -6,7 +6,7 @@ import org.apache.ratis.server.RaftServer;
 
 /**
  * Has a follower stand for election as soon as its leader has been silent for a randomized
- * election timeout, looked at every few milliseconds, as etcd's ticking election timer does.
+ * election timeout, looked at when that silence would reach it, as etcd's ticking election timer notices.
  *
  * <p>Ratis' own timer ({@code FollowerState}) sleeps a random election timeout and then checks
  * whether the leader was silent for the whole of it. A leader that dies part-way through a sleep
@@ -14,6 +14,13 @@ import org.apache.ratis.server.RaftServer;
  * twice the maximum timeout after its last word (0.5 to 2 s with Capstan's 1 s election timeout,
  * about 1.1 s on average) instead of the timeout itself (0.5 to 1 s). The chaos test's writes
  * resumed up to 2.8 s after a leader kill that way.
+ *
+ * <p>It does not poll: each look says when the next is due ({@link #nextLookDelayNanos}), at the
+ * moment the silence it saw would reach the timeout, and at most {@code maxPeriodMs} later so that
+ * a new follower term, a step-down or a leader's silence that began after the look is seen in
+ * time (a new term's timeout is at least half the election timeout, far longer). A follower whose
+ * leader speaks is looked at every {@code maxPeriodMs}; before it looked every 10 ms on every
+ * member, the leader included, about 100 wake-ups a second per member for nothing.
  *
  * <p>The watch applies Ratis' own conditions, under the server's lock as Ratis does: a follower
  * that names a leader, with no append in progress, silent for a timeout drawn from Ratis' range
@@ -32,42 +39,59 @@ public final class ElectionWatch {
   /** What a look found worth a log line: the silence and the timeout it exceeded. */
   public record Election(RaftPeerId silentLeader, long silentMs, long timeoutMs) {}
 
+  /** The next look after one that found the silence long enough but Ratis' conditions unmet. */
+  private static final long RETRY_NANOS = 10_000_000L;
+
   private final RaftServerImpl server;
   private final long minMs;
   private final long maxMs;
   private final long stepDownWaitMs;
   private final long pauseThresholdNanos;
-  private final long periodNanos;
+  private final long maxPeriodNanos;
 
   private FollowerState watched;
   private long timeoutMs;
-  private long lastLookNanos;
+  /** When the next look was planned (0 before the first): a look later than that by more than the pause threshold means a paused JVM. */
+  private long plannedLookNanos;
+  private long nextDelayNanos;
   private long holdUntilNanos = System.nanoTime();
   private boolean wasLeader;
   private long steppedDownAtNanos;
 
-  /** @param periodMs how often {@link #look} is called */
-  public ElectionWatch(RaftServer.Division division, long periodMs) {
+  /** @param maxPeriodMs the longest wait between two looks */
+  public ElectionWatch(RaftServer.Division division, long maxPeriodMs) {
     this.server = (RaftServerImpl) division;
     this.minMs = server.properties().minRpcTimeoutMs();
     this.maxMs = server.properties().maxRpcTimeoutMs();
     this.stepDownWaitMs = server.getLeaderStepDownWaitTime().toLong(java.util.concurrent.TimeUnit.MILLISECONDS);
     this.pauseThresholdNanos = server.getSleepDeviationThreshold().toLong(java.util.concurrent.TimeUnit.NANOSECONDS);
-    this.periodNanos = periodMs * 1_000_000L;
+    this.maxPeriodNanos = maxPeriodMs * 1_000_000L;
+    this.nextDelayNanos = maxPeriodNanos;
+  }
+
+  /** How long after the last look the next one is due: the caller schedules it then. */
+  public long nextLookDelayNanos() {
+    return nextDelayNanos;
   }
 
   /**
-   * One look, from a single thread every {@code periodMs}: starts an election and says so if the
-   * leader has been silent for this term's timeout; null otherwise.
+   * One look, from a single thread, each {@link #nextLookDelayNanos} after the one before: starts
+   * an election and says so if the leader has been silent for this term's timeout; null otherwise.
    */
   public Election look() {
     long now = System.nanoTime();
-    if (lastLookNanos != 0 && now - lastLookNanos > periodNanos + pauseThresholdNanos) {
+    Election called = lookAt(now);
+    plannedLookNanos = now + nextDelayNanos;
+    return called;
+  }
+
+  private Election lookAt(long now) {
+    nextDelayNanos = maxPeriodNanos;
+    if (plannedLookNanos != 0 && now - plannedLookNanos > pauseThresholdNanos) {
       // this JVM was paused: the leader's words may still wait to be read, so the silence may be
       // ours; wait a whole timeout again, as Ratis' timer does after a long sleep
       holdUntilNanos = now + maxMs * 1_000_000L;
     }
-    lastLookNanos = now;
     boolean leader = server.getInfo().isLeader();
     if (wasLeader && !leader) {
       steppedDownAtNanos = now;
@@ -78,19 +102,30 @@ public final class ElectionWatch {
       watched = fs;
       timeoutMs = minMs + ThreadLocalRandom.current().nextLong(maxMs - minMs + 1);
     }
-    // the server's lock only once the silence is long enough: Ratis takes it on every append
-    if (fs == null || fs.getLastRpcTime().elapsedTimeMs() < timeoutMs || now - holdUntilNanos < 0
-        || (steppedDownAtNanos != 0 && now - steppedDownAtNanos < stepDownWaitMs * 1_000_000L)) {
+    if (fs == null) {
+      return null; // a leader, a candidate or a listener: look again in the longest period
+    }
+    // the earliest moment an election could be due: the timeout reached, the holds over
+    long due = now + (timeoutMs - fs.getLastRpcTime().elapsedTimeMs()) * 1_000_000L;
+    due = Math.max(due, holdUntilNanos);
+    if (steppedDownAtNanos != 0) {
+      due = Math.max(due, steppedDownAtNanos + stepDownWaitMs * 1_000_000L);
+    }
+    if (due - now > 0) {
+      nextDelayNanos = Math.max(1_000_000L, Math.min(maxPeriodNanos, due - now));
       return null;
     }
+    // the server's lock only once the silence is long enough: Ratis takes it on every append
     synchronized (server) {
       RaftPeerId silentLeader = server.getState().getLeaderId();
       if (silentLeader == null || server.getRole().getFollowerState().orElse(null) != fs
           || !server.getInfo().isFollower() || !server.getInfo().isAlive() || fs.getOutstandingOp() != 0) {
+        nextDelayNanos = Math.min(maxPeriodNanos, RETRY_NANOS); // e.g. an append still in progress
         return null;
       }
       long silentMs = fs.getLastRpcTime().elapsedTimeMs();
       if (silentMs < timeoutMs) {
+        nextDelayNanos = Math.max(1_000_000L, Math.min(maxPeriodNanos, (timeoutMs - silentMs) * 1_000_000L));
         return null;
       }
       server.changeToCandidate(false);
