@@ -314,7 +314,7 @@ final class LeaderForward implements AutoCloseable {
     }
     CompletableFuture<ForwardCallReply> reply = new CompletableFuture<>();
     CompletableFuture<R> out = new CompletableFuture<>();
-    reply.orTimeout(timeoutMs, TimeUnit.MILLISECONDS).whenComplete((r, t) -> {
+    Deadlines.within(reply, timeoutMs).whenComplete((r, t) -> {
       if (t instanceof java.util.concurrent.TimeoutException) {
         out.completeExceptionally(Status.DEADLINE_EXCEEDED
             .withDescription("capstan: no reply in " + timeoutMs + " ms").asRuntimeException());

@@ -494,8 +494,7 @@ public final class RaftNode implements AutoCloseable {
    * ({@link ProposalBatcher}).
    */
   public CompletableFuture<ApplyResult> propose(RaftCommand command) {
-    return batcher.propose(command)
-        .orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
+    return Deadlines.within(batcher.propose(command), config.requestTimeout().toMillis())
         .handle((result, error) -> {
           if (error != null) {
             throw unavailable(error);
@@ -513,8 +512,7 @@ public final class RaftNode implements AutoCloseable {
    * refusal as an error; other failures (timeout, lost leadership) fail the future.
    */
   CompletableFuture<ApplyResult> proposeForwarded(RaftCommand command) {
-    return batcher.propose(command, true)
-        .orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
+    return Deadlines.within(batcher.propose(command, true), config.requestTimeout().toMillis())
         .handle((result, error) -> {
           if (error != null) {
             throw unavailable(error);
@@ -865,7 +863,7 @@ public final class RaftNode implements AutoCloseable {
       }
       reply = client.async().send(msg);
     }
-    return reply.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS)
+    return Deadlines.within(reply, config.requestTimeout().toMillis())
         .handle((r, error) -> {
           if (error != null) {
             throw unavailable(error);
@@ -972,7 +970,7 @@ public final class RaftNode implements AutoCloseable {
       return f;
     }
     Timer.Context waited = waits == null ? null : waits.time();
-    return f.orTimeout(config.requestTimeout().toMillis(), TimeUnit.MILLISECONDS).handle((v, e) -> {
+    return Deadlines.within(f, config.requestTimeout().toMillis()).handle((v, e) -> {
       if (waited != null) {
         waited.stop();
       }
