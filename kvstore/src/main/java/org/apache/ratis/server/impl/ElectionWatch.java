@@ -105,14 +105,14 @@ public final class ElectionWatch {
     if (fs == null) {
       return null; // a leader, a candidate or a listener: look again in the longest period
     }
-    // the earliest moment an election could be due: the timeout reached, the holds over
-    long due = now + (timeoutMs - fs.getLastRpcTime().elapsedTimeMs()) * 1_000_000L;
-    due = Math.max(due, holdUntilNanos);
+    // how long until an election could be due: the timeout reached, the holds over
+    long dueIn = (timeoutMs - fs.getLastRpcTime().elapsedTimeMs()) * 1_000_000L;
+    dueIn = Math.max(dueIn, holdUntilNanos - now);
     if (steppedDownAtNanos != 0) {
-      due = Math.max(due, steppedDownAtNanos + stepDownWaitMs * 1_000_000L);
+      dueIn = Math.max(dueIn, steppedDownAtNanos + stepDownWaitMs * 1_000_000L - now);
     }
-    if (due - now > 0) {
-      nextDelayNanos = Math.max(1_000_000L, Math.min(maxPeriodNanos, due - now));
+    if (dueIn > 0) {
+      lookIn(dueIn);
       return null;
     }
     // the server's lock only once the silence is long enough: Ratis takes it on every append
@@ -120,16 +120,21 @@ public final class ElectionWatch {
       RaftPeerId silentLeader = server.getState().getLeaderId();
       if (silentLeader == null || server.getRole().getFollowerState().orElse(null) != fs
           || !server.getInfo().isFollower() || !server.getInfo().isAlive() || fs.getOutstandingOp() != 0) {
-        nextDelayNanos = Math.min(maxPeriodNanos, RETRY_NANOS); // e.g. an append still in progress
+        lookIn(RETRY_NANOS); // e.g. an append still in progress
         return null;
       }
       long silentMs = fs.getLastRpcTime().elapsedTimeMs();
       if (silentMs < timeoutMs) {
-        nextDelayNanos = Math.max(1_000_000L, Math.min(maxPeriodNanos, (timeoutMs - silentMs) * 1_000_000L));
+        lookIn((timeoutMs - silentMs) * 1_000_000L);
         return null;
       }
       server.changeToCandidate(false);
       return new Election(silentLeader, silentMs, timeoutMs);
     }
+  }
+
+  /** The next look in {@code nanos}, at least 1 ms and at most the longest period away. */
+  private void lookIn(long nanos) {
+    nextDelayNanos = Math.max(1_000_000L, Math.min(maxPeriodNanos, nanos));
   }
 }
