@@ -29,6 +29,22 @@ warm_up() {
   bench put --endpoints "$eps" --clients 64 --total $((1000 + n * 39000)) --warmup 0 > /dev/null
 }
 
+# load <puts>: the load that thread-cpu.sh and alloc-profile.sh measure: serial puts through
+# $follower, or with LOAD=put64 puts with 64 in flight over $eps. pre_load <runs> runs it unmeasured
+# that many times first (3,000 serial puts or 20,000 puts with 64 in flight a run).
+load() {
+  if [ "${LOAD:-}" = put64 ]; then
+    bench put --endpoints "$eps" --clients 64 --total "$1" --warmup 0
+  else
+    bench put --endpoints "$follower" --conns 1 --clients 1 --total "$1" --warmup 0
+  fi
+}
+pre_load() {
+  local r n=3000
+  [ "${LOAD:-}" = put64 ] && n=20000
+  for r in $(seq 1 "$1"); do load "$n" > /dev/null; done
+}
+
 # start_members "<JVM options>" [members, default 3]: starts them, returns once one of them leads.
 # KVSTORE_FLAGS, if set, adds kvstore flags (e.g. KVSTORE_FLAGS="--snapshot-count 20000").
 # Options may begin with dist=<dir> (run the members from that copy of deploy/target/capstan, to

@@ -6,6 +6,9 @@
 # before and after; prints µs a put per member and per thread (full names from jcmd Thread.print).
 #
 #   mvn -B -q package -DskipTests && bench/thread-cpu.sh ["<JVM options>"] [puts, default 4000] [pre, default 4]
+#
+# LOAD=put64 measures puts with 64 in flight over all three members instead (the compare.sh row;
+# [pre] unmeasured runs of 20,000 of them first, then [puts] measured, e.g. 30000).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,11 +48,9 @@ for i in 0 1 2; do
   echo "m$i: $role"
 done
 warm_up "$eps"
-for r in $(seq 1 "$pre"); do
-  bench put --endpoints "$follower" --conns 1 --clients 1 --total 3000 --warmup 0 > /dev/null
-done
+pre_load "$pre"
 snap "$work/before"
-bench put --endpoints "$follower" --conns 1 --clients 1 --total "$puts" --warmup 0
+load "$puts"
 snap "$work/after"
 # thread names: nid (hex) -> name, from each member's thread dump
 i=0

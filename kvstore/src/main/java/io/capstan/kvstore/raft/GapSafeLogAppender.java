@@ -63,12 +63,14 @@ public final class GapSafeLogAppender extends GrpcLogAppender implements Followe
    */
   public static SnapshotInfo snapshotOverGap(LogAppender appender) {
     long next = appender.getFollower().getNextIndex();
-    RaftLog log = appender.getRaftLog();
-    if (next <= RaftLog.LEAST_VALID_LOG_INDEX || next >= log.getNextIndex() || log.getTermIndex(next - 1) != null) {
+    // A snapshot at next - 1 stands in for the previous entry; one past it is what the follower
+    // needs. Asked first: on every request to a follower that keeps up there is none, and the
+    // log's questions below each take its read locks and allocate (Ratis asks before each request).
+    SnapshotInfo latest = appender.getServer().getStateMachine().getLatestSnapshot();
+    if (latest == null || latest.getIndex() < next || next <= RaftLog.LEAST_VALID_LOG_INDEX) {
       return null;
     }
-    SnapshotInfo latest = appender.getServer().getStateMachine().getLatestSnapshot();
-    // a snapshot at next - 1 stands in for the previous entry; one past it is what the follower needs
-    return latest != null && latest.getIndex() >= next ? latest : null;
+    RaftLog log = appender.getRaftLog();
+    return next >= log.getNextIndex() || log.getTermIndex(next - 1) != null ? null : latest;
   }
 }
