@@ -16,10 +16,13 @@ import jdk.jfr.consumer.RecordingFile;
  * the sampled allocations (jdk.ObjectAllocationSample, whose weight is the bytes the thread
  * allocated since its previous sample), the sites behind most of it.
  *
- * <p>java bench/AllocProfile.java &lt;from&gt; &lt;to&gt; &lt;puts&gt; "&lt;m0=role;m1=role;...&gt;" m0.jfr m1.jfr ...
+ * <p>[THREAD=&lt;regex&gt;] java bench/AllocProfile.java &lt;from&gt; &lt;to&gt; &lt;puts&gt; "&lt;m0=role;m1=role;...&gt;" m0.jfr m1.jfr ...
  */
 public class AllocProfile {
   /** Frames of these packages are the plumbing under an allocation, not its cause. */
+  /** THREAD=<regex>: the sites of the sampled allocations of the matching threads only. */
+  private static final java.util.regex.Pattern ONLY =
+      System.getenv("THREAD") == null ? null : java.util.regex.Pattern.compile(System.getenv("THREAD"));
   private static final List<String> PLUMBING = List.of("java.", "jdk.", "sun.", "com.codahale.");
 
   public static void main(String[] args) throws Exception {
@@ -69,9 +72,12 @@ public class AllocProfile {
           fl[1] = Math.max(fl[1], v);
         }
         case "jdk.ObjectAllocationSample" -> {
+          RecordedThread th = e.getThread("eventThread");
+          if (ONLY != null && (th == null || !ONLY.matcher(threadName(th)).find())) {
+            continue;
+          }
           long w = e.getLong("weight");
           sampled += w;
-          RecordedThread th = e.getThread("eventThread");
           byThread.merge(th == null ? "?" : threadName(th), w, Long::sum);
           String cls = e.getClass("objectClass").getName();
           RecordedStackTrace st = e.getStackTrace();
