@@ -260,7 +260,7 @@ final class KvStateMachine extends BaseStateMachine {
     RaftProtos.LogEntryProto entry = trx.getLogEntry();
     RaftCommand command;
     try {
-      command = RaftCommand.parser().parseFrom(RatisBytes.input(entry.getStateMachineLogEntry().getLogData()));
+      command = RatisBytes.parse(RaftCommand.parser(), entry.getStateMachineLogEntry().getLogData());
     } catch (com.google.protobuf.InvalidProtocolBufferException e) {
       // A log entry we cannot read must stop this member rather than be skipped: skipping would
       // make its state diverge from the others'.
@@ -358,7 +358,7 @@ final class KvStateMachine extends BaseStateMachine {
   public CompletableFuture<Message> query(Message request) {
     Query query;
     try {
-      query = Query.parser().parseFrom(RatisBytes.input(request.getContent()));
+      query = RatisBytes.parse(Query.parser(), request.getContent());
     } catch (com.google.protobuf.InvalidProtocolBufferException e) {
       return CompletableFuture.failedFuture(e);
     }

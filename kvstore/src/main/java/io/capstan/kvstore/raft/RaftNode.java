@@ -878,7 +878,7 @@ public final class RaftNode implements AutoCloseable {
 
   private static ApplyResult parseResult(RaftClientReply r) {
     try {
-      return ApplyResult.parser().parseFrom(RatisBytes.input(r.getMessage().getContent()));
+      return RatisBytes.parse(ApplyResult.parser(), r.getMessage().getContent());
     } catch (com.google.protobuf.InvalidProtocolBufferException e) {
       throw new KvException(Status.Code.INTERNAL, "etcdserver: unreadable apply result: " + e.getMessage());
     }

@@ -21,6 +21,19 @@ import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
 final class RatisBytes {
   private RatisBytes() {}
 
+  /**
+   * {@code bytes} parsed as a whole message, as {@code parseFrom} would. The protobuf version here
+   * already refuses a stray end-group tag inside the parser; the last-tag check is what {@code
+   * parseFrom(byte[])} adds on top, kept so that such input never ends a message early.
+   */
+  static <T> T parse(com.google.protobuf.Parser<T> parser, ByteString bytes)
+      throws com.google.protobuf.InvalidProtocolBufferException {
+    CodedInputStream in = input(bytes);
+    T message = parser.parseFrom(in);
+    in.checkLastTagWas(0);
+    return message;
+  }
+
   /** A parser over {@code bytes}: over the array that holds them when there is one, else over a copy. */
   static CodedInputStream input(ByteString bytes) {
     Flat flat = flat(bytes);
@@ -39,7 +52,10 @@ final class RatisBytes {
     } catch (IOException e) {
       throw new UncheckedIOException(e); // Capture throws none
     }
-    return c.pieces ? null : c.array == null ? new Flat(new byte[0], 0) : new Flat(c.array, c.offset);
+    if (c.pieces || c.array == null && bytes.size() > 0) {
+      return null;
+    }
+    return c.array == null ? new Flat(new byte[0], 0) : new Flat(c.array, c.offset);
   }
 
   /** Takes the array a flat ByteString writes itself out with, in one piece; more pieces mean there is none. */

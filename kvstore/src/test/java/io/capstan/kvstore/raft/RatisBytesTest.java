@@ -1,6 +1,7 @@
 package io.capstan.kvstore.raft;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.ByteString;
 import io.capstan.kvstore.proto.CommandBatch;
@@ -29,7 +30,7 @@ class RatisBytesTest {
     assertThat(flat).isNotNull();
     assertThat(flat.array()).isSameAs(framed);
     assertThat(flat.offset()).isEqualTo(5);
-    assertThat(RaftCommand.parser().parseFrom(RatisBytes.input(slice))).isEqualTo(BATCH);
+    assertThat(RatisBytes.parse(RaftCommand.parser(), slice)).isEqualTo(BATCH);
   }
 
   @Test
@@ -39,13 +40,13 @@ class RatisBytesTest {
         .concat(UnsafeByteOperations.unsafeWrap(all, 40, all.length - 40));
 
     assertThat(RatisBytes.flat(rope)).isNull();
-    assertThat(RaftCommand.parser().parseFrom(RatisBytes.input(rope))).isEqualTo(BATCH);
+    assertThat(RatisBytes.parse(RaftCommand.parser(), rope)).isEqualTo(BATCH);
   }
 
   @Test
   void parsedValuesDoNotShareTheEntrysArray() throws Exception {
     byte[] all = BATCH.toByteArray();
-    RaftCommand parsed = RaftCommand.parser().parseFrom(RatisBytes.input(UnsafeByteOperations.unsafeWrap(all)));
+    RaftCommand parsed = RatisBytes.parse(RaftCommand.parser(), UnsafeByteOperations.unsafeWrap(all));
 
     java.util.Arrays.fill(all, (byte) 0);
 
@@ -53,8 +54,21 @@ class RatisBytesTest {
   }
 
   @Test
+  void aStrayEndGroupTagFailsTheParseAsParseFromDoes() {
+    byte[] all = BATCH.toByteArray();
+    byte[] broken = java.util.Arrays.copyOf(all, all.length + 1);
+    broken[all.length] = 0x0c; // field 1, wire type 4 (end group): ends nothing here
+    // what the code replaced (parseFrom of a buffer) refuses it too
+    assertThatThrownBy(() -> RaftCommand.parseFrom(java.nio.ByteBuffer.wrap(broken)))
+        .isInstanceOf(com.google.protobuf.InvalidProtocolBufferException.class);
+
+    assertThatThrownBy(() -> RatisBytes.parse(RaftCommand.parser(), UnsafeByteOperations.unsafeWrap(broken)))
+        .isInstanceOf(com.google.protobuf.InvalidProtocolBufferException.class);
+  }
+
+  @Test
   void emptyBytesReadAsTheEmptyMessage() throws Exception {
-    assertThat(RaftCommand.parser().parseFrom(RatisBytes.input(
-        org.apache.ratis.thirdparty.com.google.protobuf.ByteString.EMPTY))).isEqualTo(RaftCommand.getDefaultInstance());
+    assertThat(RatisBytes.parse(RaftCommand.parser(),
+        org.apache.ratis.thirdparty.com.google.protobuf.ByteString.EMPTY)).isEqualTo(RaftCommand.getDefaultInstance());
   }
 }
