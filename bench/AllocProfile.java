@@ -19,10 +19,10 @@ import jdk.jfr.consumer.RecordingFile;
  * <p>[THREAD=&lt;regex&gt;] java bench/AllocProfile.java &lt;from&gt; &lt;to&gt; &lt;puts&gt; "&lt;m0=role;m1=role;...&gt;" m0.jfr m1.jfr ...
  */
 public class AllocProfile {
-  /** Frames of these packages are the plumbing under an allocation, not its cause. */
   /** THREAD=<regex>: the sites of the sampled allocations of the matching threads only. */
   private static final java.util.regex.Pattern ONLY =
       System.getenv("THREAD") == null ? null : java.util.regex.Pattern.compile(System.getenv("THREAD"));
+  /** Frames of these packages are the plumbing under an allocation, not its cause. */
   private static final List<String> PLUMBING = List.of("java.", "jdk.", "sun.", "com.codahale.");
 
   public static void main(String[] args) throws Exception {
@@ -45,7 +45,6 @@ public class AllocProfile {
   private static void report(String member, String role, Path file, Instant from, Instant to, long puts) throws Exception {
     Map<Long, long[]> threadBytes = new HashMap<>(); // tid -> {first, last}
     Map<Long, String> threadNames = new HashMap<>();
-    Map<String, Long> byThread = new HashMap<>();
     Map<String, Long> bySite = new HashMap<>();
     Map<String, Long> byCause = new HashMap<>();
     Map<String, Long> byOurs = new HashMap<>();
@@ -78,7 +77,6 @@ public class AllocProfile {
           }
           long w = e.getLong("weight");
           sampled += w;
-          byThread.merge(th == null ? "?" : threadName(th), w, Long::sum);
           String cls = e.getClass("objectClass").getName();
           RecordedStackTrace st = e.getStackTrace();
           List<RecordedFrame> frames = st == null ? List.of() : st.getFrames();

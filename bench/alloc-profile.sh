@@ -34,10 +34,7 @@ lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
 for e in ${eps//,/ }; do [ "$e" != "$lead" ] && { follower=$e; break; }; done
 roles=""
 for i in 0 1 2; do
-  role="other follower"
-  [ "127.0.0.1:$((base + i))" = "$lead" ] && role=leader
-  [ "127.0.0.1:$((base + i))" = "$follower" ] && role="client's follower"
-  roles+="m$i=$role;"
+  roles+="m$i=$(member_role $i);"
 done
 warm_up "$eps"
 pre_load "$pre"

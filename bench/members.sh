@@ -29,6 +29,15 @@ warm_up() {
   bench put --endpoints "$eps" --clients 64 --total $((1000 + n * 39000)) --warmup 0 > /dev/null
 }
 
+# member_role <i>: what member m<i> is to the measuring scripts ($lead, $follower on $base + i)
+member_role() {
+  case "127.0.0.1:$((base + $1))" in
+    "$lead") echo leader ;;
+    "$follower") echo "the client's follower" ;;
+    *) echo "other follower" ;;
+  esac
+}
+
 # load <puts>: the load that thread-cpu.sh and alloc-profile.sh measure: serial puts through
 # $follower, or with LOAD=put64 puts with 64 in flight over $eps. pre_load <runs> runs it unmeasured
 # that many times first (3,000 serial puts or 20,000 puts with 64 in flight a run).

@@ -42,10 +42,7 @@ start_members "$opts"
 lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
 for e in ${eps//,/ }; do [ "$e" != "$lead" ] && { follower=$e; break; }; done
 for i in 0 1 2; do
-  role="other follower"
-  [ "127.0.0.1:$((base + i))" = "$lead" ] && role=leader
-  [ "127.0.0.1:$((base + i))" = "$follower" ] && role="the client's follower"
-  echo "m$i: $role"
+  echo "m$i: $(member_role $i)"
 done
 warm_up "$eps"
 pre_load "$pre"

@@ -45,10 +45,7 @@ kill "$bp" 2>/dev/null || true
 wait "$bp" 2>/dev/null || true
 i=0
 for p in "${pids[@]}"; do
-  role="other follower"
-  [ "127.0.0.1:$((base + i))" = "$lead" ] && role=leader
-  [ "127.0.0.1:$((base + i))" = "$follower" ] && role="the client's follower"
-  echo "m$i: $role" >&2
+  echo "m$i: $(member_role $i)" >&2
   jcmd "$p" Compiler.perfmap > /dev/null 2>&1 || true
   jcmd "$p" Thread.print 2>/dev/null | sed -nE 's/^"([^"]*)".* nid=0x([0-9a-f]+).*/\2 \1/p' |
     while read -r nid name; do echo "$((16#$nid)) m$i:${name// /_}"; done
