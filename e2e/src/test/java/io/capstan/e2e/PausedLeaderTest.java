@@ -151,10 +151,15 @@ class PausedLeaderTest {
           // until the paused leader's clock, once it runs again, says the lease expired; the
           // next leader renews it meanwhile
           long renewed = keeper.renewals();
-          await("the lease's TTL passed while " + c.name(old) + " was paused").atMost(Duration.ofSeconds(30))
-              .pollInterval(Duration.ofMillis(100))
-              .until(() -> System.nanoTime() - pausedAt > TimeUnit.SECONDS.toNanos(LEASE_TTL_SECONDS + 1)
-                  && keeper.renewals() > renewed);
+          try {
+            await("the lease's TTL passed while " + c.name(old) + " was paused").atMost(Duration.ofSeconds(30))
+                .pollInterval(Duration.ofMillis(100))
+                .until(() -> System.nanoTime() - pausedAt > TimeUnit.SECONDS.toNanos(LEASE_TTL_SECONDS + 1)
+                    && keeper.renewals() > renewed);
+          } catch (org.awaitility.core.ConditionTimeoutException e) {
+            throw new AssertionError("round " + round + ": no keep-alive through " + c.name(via) + " renewed the lease within 30 s of "
+                + c.name(old) + "'s pause (" + keeper.report() + "); the members' leases and leaders: " + leaseLog(c), e);
+          }
           // asked of the paused member while its clock is behind: when it runs again it still
           // believes it leads, and its lease clock says the lease ran out
           ttls = queuedThenResumed(c, old, () -> ttlAsync(ch.get(old), lease));
@@ -177,8 +182,8 @@ class PausedLeaderTest {
         // two TTLs of keep-alives after it resumed: the lease and its key must be there throughout
         await("two TTLs after " + c.name(old) + " resumed").atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(200))
             .until(() -> {
-              assertThat(keeper.problems()).as("keep-alives through %s; the members' leases and leaders: %s",
-                  c.name(via), leaseLog(c)).isEmpty();
+              assertThat(keeper.problems()).as("keep-alives through %s (%s); the members' leases and leaders: %s",
+                  c.name(via), keeper.report(), leaseLog(c)).isEmpty();
               return System.nanoTime() - resumedAt > TimeUnit.SECONDS.toNanos(2 * LEASE_TTL_SECONDS);
             });
         long ttl = LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
@@ -186,11 +191,11 @@ class PausedLeaderTest {
         assertThat(ttl).as("round %d: the lease kept alive through the next leader, after %s resumed (%s)", round,
             c.name(old), leaseLog(c)).isPositive();
         assertThat(get(ch.get(via), key).getKvsList()).as("the lease's key").hasSize(1);
-        System.out.printf("paused leader, lease round %d: %s paused (and 200 ms back) %d ms, the lease outlived it (%d keep-alives; "
+        System.out.printf("paused leader, lease round %d: %s paused (and 200 ms back) %d ms, the lease outlived it (%d keep-alives, at most %d ms apart; "
             + "%d of %d TimeToLive asked of it answered, all positive; "
             + "%d expiry proposals in its log; %.0f stale expiries skipped by %s so far; %.0f lease answers withheld by %s so far, "
             + "its leadership unconfirmed)%n", round, c.name(old),
-            (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
+            (resumedAt - pausedAt) / 1_000_000, keeper.renewals(), keeper.longestGapMs(), ttlsAnswered, ttls.size(), c.logLines(old, "leases expired").size(),
             c.metric(via, "kvstore_lease_stale_expiries"), c.name(via), c.metric(old, "raft_leader_queries_unconfirmed"), c.name(old));
       }
       LeaseGrpc.newBlockingStub(ch.get(via)).withDeadlineAfter(10, TimeUnit.SECONDS)
@@ -247,6 +252,11 @@ class PausedLeaderTest {
     private final Thread thread;
     private final java.util.concurrent.atomic.AtomicLong renewals = new java.util.concurrent.atomic.AtomicLong();
     private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
+    /** The last failed keep-alives (for failure messages): when, since the start, and how. */
+    private final java.util.Deque<String> failures = new java.util.concurrent.ConcurrentLinkedDeque<>();
+    private final long startedAt = System.nanoTime();
+    private volatile long lastRenewalAt = startedAt;
+    private volatile long longestGapNanos;
     private volatile boolean stop;
 
     KeepAlive(ManagedChannel ch, long lease) {
@@ -258,22 +268,42 @@ class PausedLeaderTest {
 
     private void run() {
       while (!stop) {
-        CompletableFuture<LeaseKeepAliveResponse> reply = new CompletableFuture<>();
-        StreamObserver<LeaseKeepAliveRequest> requests = LeaseGrpc.newStub(ch).withDeadlineAfter(2, TimeUnit.SECONDS)
-            .leaseKeepAlive(observer(reply));
         try {
-          requests.onNext(LeaseKeepAliveRequest.newBuilder().setID(lease).build());
-          LeaseKeepAliveResponse r = reply.get(3, TimeUnit.SECONDS);
-          requests.onCompleted();
-          if (r.getTTL() <= 0) {
-            problems.add("the lease was gone at keep-alive " + (renewals.get() + 1) + ": " + r);
-          } else {
-            renewals.incrementAndGet();
-          }
-        } catch (Exception e) {
-          requests.onError(e); // no leader during the election: the next keep-alive tries again
+          keepAliveOnce();
+        } catch (Throwable t) { // recorded, not fatal: a keeper that died would look like a lease nobody renews
+          failed(t instanceof ExecutionException && t.getCause() != null ? t.getCause() : t);
         }
         java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(300));
+      }
+    }
+
+    /** One keep-alive on a stream of its own; throws if it got no answer (no leader during the election: the next tries again). */
+    private void keepAliveOnce() throws Exception {
+      CompletableFuture<LeaseKeepAliveResponse> reply = new CompletableFuture<>();
+      StreamObserver<LeaseKeepAliveRequest> requests = LeaseGrpc.newStub(ch).withDeadlineAfter(2, TimeUnit.SECONDS)
+          .leaseKeepAlive(observer(reply));
+      try {
+        requests.onNext(LeaseKeepAliveRequest.newBuilder().setID(lease).build());
+        LeaseKeepAliveResponse r = reply.get(3, TimeUnit.SECONDS);
+        requests.onCompleted();
+        if (r.getTTL() <= 0) {
+          problems.add("the lease was gone at keep-alive " + (renewals.get() + 1) + ": " + r);
+        } else {
+          long now = System.nanoTime();
+          longestGapNanos = Math.max(longestGapNanos, now - lastRenewalAt);
+          lastRenewalAt = now;
+          renewals.incrementAndGet();
+        }
+      } catch (Exception e) {
+        requests.onError(e);
+        throw e;
+      }
+    }
+
+    private void failed(Throwable t) {
+      failures.addLast(String.format("%d ms: %s", (System.nanoTime() - startedAt) / 1_000_000, t));
+      while (failures.size() > 10) {
+        failures.pollFirst();
       }
     }
 
@@ -283,6 +313,17 @@ class PausedLeaderTest {
 
     List<String> problems() {
       return new ArrayList<>(problems);
+    }
+
+    /** The longest time between two renewals so far, in ms (the lease's TTL is the margin). */
+    long longestGapMs() {
+      return Math.max(longestGapNanos, System.nanoTime() - lastRenewalAt) / 1_000_000;
+    }
+
+    /** What went wrong so far: leases found gone, the last failed keep-alives, the longest gap. */
+    String report() {
+      return "keep-alives: " + renewals.get() + " renewed, the longest gap " + longestGapMs() + " ms; lease gone: " + problems()
+          + "; last failures (ms since the keeper started): " + failures;
     }
 
     @Override

@@ -482,15 +482,8 @@ class LeaderForwardTest {
    */
   @Test
   void aLiveLeaderWhoseClientUrlIsUnreachableGetsWritesThroughRatisClient() throws Exception {
-    String unreachable = "http://127.0.0.1:" + MiniCluster.freePort();
-    try (MiniCluster c = MiniCluster.builder().size(3).advertiseClientUrl(0, unreachable).start()) {
-      int lead = c.waitForLeader(Duration.ofSeconds(30));
-      if (lead != 0) {
-        c.member(lead).raft().moveLeader(c.member(0).raft().memberId()).get(30, TimeUnit.SECONDS);
-        await("m0 leads").atMost(Duration.ofSeconds(30)).until(() -> c.leaderIndex() == 0);
-      }
+    try (MiniCluster c = withUnreachableLeader()) {
       int follower = 1;
-      awaitClientUrlsKnown(c, follower);
       RaftNode node = c.member(follower).raft();
       long viaClient = node.clientProposals();
       long start = System.nanoTime();
@@ -502,6 +495,60 @@ class LeaderForwardTest {
       assertThat(node.clientProposals() - viaClient).as("entries sent through Ratis' client").isEqualTo(1);
       assertThat(took).as("time the write took").isGreaterThanOrEqualTo(c.config(follower).electionTimeout())
           .isLessThan(c.config(follower).requestTimeout());
+    }
+  }
+
+  /**
+   * Lease queries through a follower that cannot reach the leader's client URL go through Ratis'
+   * client and are answered: a keep-alive renews, a TimeToLive reports the lease.
+   */
+  @Test
+  void leaseQueriesReachALeaderWhoseClientUrlIsUnreachableThroughRatisClient() throws Exception {
+    try (MiniCluster c = withUnreachableLeader()) {
+      int follower = 1;
+      Channel ch = c.channel(follower);
+      long id = LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS)
+          .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(30).build()).getID();
+      for (int i = 0; i < 3; i++) {
+        long start = System.nanoTime();
+        LeaseTimeToLiveResponse ttl = LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+            .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).build());
+        assertThat(ttl.getTTL()).as("TimeToLive %d", i).isBetween(1L, 30L);
+        var replies = new LinkedBlockingQueue<Object>();
+        var stream = LeaseGrpc.newStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS).leaseKeepAlive(new io.grpc.stub.StreamObserver<>() {
+          @Override public void onNext(LeaseKeepAliveResponse r) { replies.add(r); }
+          @Override public void onError(Throwable t) { replies.add(t); }
+          @Override public void onCompleted() {}
+        });
+        stream.onNext(LeaseKeepAliveRequest.newBuilder().setID(id).build());
+        Object renewed = replies.poll(15, TimeUnit.SECONDS);
+        stream.onCompleted();
+        assertThat(renewed).as("keep-alive %d", i).isInstanceOf(LeaseKeepAliveResponse.class);
+        assertThat(((LeaseKeepAliveResponse) renewed).getTTL()).isEqualTo(30);
+        System.out.printf("lease queries through Ratis' client, round %d: %d ms%n", i, (System.nanoTime() - start) / 1_000_000);
+      }
+      assertThat(c.leaderIndex()).as("the leader throughout").isZero();
+    }
+  }
+
+  /**
+   * A 3-member cluster led by m0, which advertises a client URL nobody listens on; member 1 knows
+   * every member's client URL.
+   */
+  private static MiniCluster withUnreachableLeader() throws Exception {
+    String unreachable = "http://127.0.0.1:" + MiniCluster.freePort();
+    MiniCluster c = MiniCluster.builder().size(3).advertiseClientUrl(0, unreachable).start();
+    try {
+      int lead = c.waitForLeader(Duration.ofSeconds(30));
+      if (lead != 0) {
+        c.member(lead).raft().moveLeader(c.member(0).raft().memberId()).get(30, TimeUnit.SECONDS);
+        await("m0 leads").atMost(Duration.ofSeconds(30)).until(() -> c.leaderIndex() == 0);
+      }
+      awaitClientUrlsKnown(c, 1);
+      return c;
+    } catch (Exception | AssertionError e) {
+      c.close();
+      throw e;
     }
   }
 
