@@ -309,24 +309,29 @@ class LeaderForwardTest {
       assertThatThrownBy(() -> LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.SECONDS)
           .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).build()))
           .as("TimeToLive from a leader no majority follows").isInstanceOf(StatusRuntimeException.class);
-      var replies = new LinkedBlockingQueue<Object>();
-      var stream = LeaseGrpc.newStub(ch).leaseKeepAlive(new io.grpc.stub.StreamObserver<>() {
-        @Override public void onNext(LeaseKeepAliveResponse r) { replies.add(r); }
-        @Override public void onError(Throwable t) { replies.add(t); }
-        @Override public void onCompleted() {}
-      });
-      try {
-        stream.onNext(LeaseKeepAliveRequest.newBuilder().setID(id).build());
-        Object first = replies.poll(1, TimeUnit.SECONDS);
-        assertThat(first instanceof LeaseKeepAliveResponse).as("a keep-alive from a leader no majority follows answered %s", first)
-            .isFalse();
-      } finally {
-        stream.onCompleted();
-      }
+      Object first = keepAliveOnce(ch, id, 1);
+      assertThat(first instanceof LeaseKeepAliveResponse).as("a keep-alive from a leader no majority follows answered %s", first)
+          .isFalse();
       // both questions were asked while it still led in the same term: the refusals were the check's
       assertThat(node.isLeader()).as("still believes it leads after both were refused").isTrue();
       assertThat(node.term()).isEqualTo(term);
       assertThat(node.leaderQueriesUnconfirmed() - withheld).as("answers withheld for want of a confirmed leadership").isPositive();
+    }
+  }
+
+  /** One keep-alive of lease {@code id} on a stream of its own: its first reply or error, or null after {@code waitSeconds}. */
+  private static Object keepAliveOnce(Channel ch, long id, long waitSeconds) throws InterruptedException {
+    var replies = new LinkedBlockingQueue<Object>();
+    var stream = LeaseGrpc.newStub(ch).leaseKeepAlive(new io.grpc.stub.StreamObserver<>() {
+      @Override public void onNext(LeaseKeepAliveResponse r) { replies.add(r); }
+      @Override public void onError(Throwable t) { replies.add(t); }
+      @Override public void onCompleted() {}
+    });
+    try {
+      stream.onNext(LeaseKeepAliveRequest.newBuilder().setID(id).build());
+      return replies.poll(waitSeconds, TimeUnit.SECONDS);
+    } finally {
+      stream.onCompleted();
     }
   }
 
@@ -509,25 +514,17 @@ class LeaderForwardTest {
       Channel ch = c.channel(follower);
       long id = LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(20, TimeUnit.SECONDS)
           .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(30).build()).getID();
+      long forwarded = c.member(follower).raft().forwardedQueries();
       for (int i = 0; i < 3; i++) {
         long start = System.nanoTime();
-        LeaseTimeToLiveResponse ttl = LeaseGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
-            .leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(id).build());
-        assertThat(ttl.getTTL()).as("TimeToLive %d", i).isBetween(1L, 30L);
-        var replies = new LinkedBlockingQueue<Object>();
-        var stream = LeaseGrpc.newStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS).leaseKeepAlive(new io.grpc.stub.StreamObserver<>() {
-          @Override public void onNext(LeaseKeepAliveResponse r) { replies.add(r); }
-          @Override public void onError(Throwable t) { replies.add(t); }
-          @Override public void onCompleted() {}
-        });
-        stream.onNext(LeaseKeepAliveRequest.newBuilder().setID(id).build());
-        Object renewed = replies.poll(15, TimeUnit.SECONDS);
-        stream.onCompleted();
+        assertThat(timeToLive(ch, id).getTTL()).as("TimeToLive %d", i).isBetween(1L, 30L);
+        Object renewed = keepAliveOnce(ch, id, 15);
         assertThat(renewed).as("keep-alive %d", i).isInstanceOf(LeaseKeepAliveResponse.class);
         assertThat(((LeaseKeepAliveResponse) renewed).getTTL()).isEqualTo(30);
         System.out.printf("lease queries through Ratis' client, round %d: %d ms%n", i, (System.nanoTime() - start) / 1_000_000);
       }
       assertThat(c.leaderIndex()).as("the leader throughout").isZero();
+      assertThat(c.member(follower).raft().forwardedQueries()).as("queries sent over the Forward service").isEqualTo(forwarded);
     }
   }
 
