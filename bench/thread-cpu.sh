@@ -3,7 +3,9 @@
 # options, the benchmarks' warm-up, [pre] unmeasured runs of 3,000 serial puts through a follower
 # (the JIT is still compiling those paths after the warm-up), then [puts] serial puts through the
 # same follower while every member thread's user + system time is read from /proc/<pid>/task
-# before and after; prints µs a put per member and per thread (full names from jcmd Thread.print).
+# before and after; prints µs a put per member and per thread (full names from jcmd Thread.print),
+# and how often a put each thread went to sleep and was woken (its voluntary context switches
+# from /proc/<pid>/task/<tid>/status: a hand-off to it, or a wait of its own).
 #
 #   mvn -B -q package -DskipTests && bench/thread-cpu.sh ["<JVM options>"] [puts, default 4000] [pre, default 4]
 #
@@ -26,13 +28,14 @@ pids=()
 trap 'stop_members; rm -rf "$work"' EXIT
 hz=$(getconf CLK_TCK)
 
-# snap <file>: "member tid ticks" for every thread of every member
+# snap <file>: "member tid ticks voluntary-switches" for every thread of every member
 snap() {
   local i=0 p t
   : > "$1"
   for p in "${pids[@]}"; do
     for t in /proc/"$p"/task/*; do
-      echo "m$i ${t##*/} $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)" >> "$1"
+      echo "m$i ${t##*/} $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)" \
+        "$(awk '$1 == "voluntary_ctxt_switches:" {print $2}' "$t/status" 2>/dev/null || echo 0)" >> "$1"
     done
     i=$((i + 1))
   done
@@ -58,10 +61,11 @@ for p in "${pids[@]}"; do
 done > "$work/names"
 awk -v hz="$hz" -v n="$puts" '
   FILENAME == ARGV[1] { name[$1 " " $2] = $3; next }
-  FILENAME == ARGV[2] { before[$1 " " $2] = $3; next }
-  { d = $3 - before[$1 " " $2]; if (d <= 0) next
+  FILENAME == ARGV[2] { before[$1 " " $2] = $3; vbefore[$1 " " $2] = $4; next }
+  { d = $3 - before[$1 " " $2]; v = $4 - vbefore[$1 " " $2]; if (d <= 0 && v <= 0) next
     t = name[$1 " " $2]; if (t == "") t = "(exited or unnamed)"
-    us[$1 " " t] += d * 1e6 / hz / n; total[$1] += d * 1e6 / hz / n }
-  END { for (m in total) printf "%s total %.0f µs a put\n", m, total[m]
-        for (k in us) printf "%s %.0f\n", k, us[k] }' "$work/names" "$work/before" "$work/after" |
+    us[$1 " " t] += d * 1e6 / hz / n; total[$1] += d * 1e6 / hz / n
+    sw[$1 " " t] += v / n; swtotal[$1] += v / n }
+  END { for (m in total) printf "%s total %.0f µs, %.1f wake-ups a put\n", m, total[m], swtotal[m]
+        for (k in us) printf "%s %.0f µs %.2f wake-ups\n", k, us[k], sw[k] }' "$work/names" "$work/before" "$work/after" |
   sort -k1,1 -k3,3nr

@@ -112,6 +112,7 @@ public final class KvStoreServer implements AutoCloseable {
     m.register("raft_snapshot_reload_retries_total", (Gauge<Long>) raft::snapshotReloadRetries);
     m.register("raft_resent_calls_total", (Gauge<Long>) raft::resentCalls);
     m.register("raft_watched_elections_total", (Gauge<Long>) raft::watchedElections);
+    m.register("raft_inline_server_steps_total", (Gauge<Long>) raft::inlineServerSteps);
     m.register("raft_silent_followers", (Gauge<Integer>) raft::silentFollowers);
     m.register("raft_forwarded_commands_total", (Gauge<Long>) raft::forwardedCommands);
     m.register("raft_forwarded_queries_total", (Gauge<Long>) raft::forwardedQueries);

@@ -58,6 +58,7 @@ import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.RaftServerConfigKeys;
 import org.apache.ratis.server.impl.ElectionWatch;
+import org.apache.ratis.server.impl.ServerExecutorShortcut;
 import org.apache.ratis.server.storage.RaftStorage;
 import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
 import org.apache.ratis.util.SizeInBytes;
@@ -95,6 +96,8 @@ public final class RaftNode implements AutoCloseable {
    * thread switches. {@code -Dcapstan.raft.direct-submit=false} goes through the proxy (A/B).
    */
   private static final boolean DIRECT_SUBMIT = !"false".equals(System.getProperty("capstan.raft.direct-submit"));
+  /** Ratis' server-executor steps of an AppendEntries run on its Netty event loop ({@link ServerExecutorShortcut}). */
+  private static final boolean INLINE_SERVER_STEPS = !"false".equals(System.getProperty("capstan.raft.inline-server-steps"));
   /** Where {@link #submitLocal} sends requests: the division, or the server proxy ({@link #DIRECT_SUBMIT}). */
   private final RaftClientAsynchronousProtocol clientProtocol;
 
@@ -112,6 +115,8 @@ public final class RaftNode implements AutoCloseable {
   private final StalledApplyRepair applyRepair;
   /** Calls an election once the leader has been silent for an election timeout ({@link ElectionWatch}). */
   private final ElectionWatch electionWatch;
+  /** Null when off ({@code -Dcapstan.raft.inline-server-steps=false}) or not installable. */
+  private final ServerExecutorShortcut serverSteps;
   /** Runs {@link #electionWatch} alone, so that no other task delays it. */
   private final ScheduledExecutorService electionWatchTimer;
   private final AtomicLong watchedElections = new AtomicLong();
@@ -169,6 +174,11 @@ public final class RaftNode implements AutoCloseable {
     this.group = group;
     this.selfId = server.getId();
     this.division = server.getDivision(group.getGroupId());
+    this.serverSteps = INLINE_SERVER_STEPS ? ServerExecutorShortcut.install(division) : null;
+    if (INLINE_SERVER_STEPS && (serverSteps == null || !serverSteps.chained())) {
+      LOG.warn("this Ratis' server has no {}: AppendEntries steps keep their hand-offs",
+          serverSteps == null ? "server executor to shortcut" : "append chain to move off the common pool");
+    }
     this.clientProtocol = DIRECT_SUBMIT ? (RaftClientAsynchronousProtocol) division : server;
     this.applyRepair = new StalledApplyRepair(division, stateMachine);
     this.client = client;
@@ -554,6 +564,11 @@ public final class RaftNode implements AutoCloseable {
   /** Looks the election watch took (tests: it looks when a silence could reach the timeout, not every few ms). */
   public long electionWatchLooks() {
     return electionWatchLooks.get();
+  }
+
+  /** Ratis server-executor steps this member ran on its peer server's event loop ({@link ServerExecutorShortcut}); -1 when off. */
+  public long inlineServerSteps() {
+    return serverSteps == null ? -1 : serverSteps.inlineRuns();
   }
 
   /** Elections this member stood for because the election watch saw its leader silent ({@link ElectionWatch}). */
