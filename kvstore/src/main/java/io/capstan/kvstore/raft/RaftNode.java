@@ -1113,8 +1113,9 @@ public final class RaftNode implements AutoCloseable {
 
   /**
    * Runs a leader-only query on the current leader and returns its answer's bytes. A follower asks
-   * the leader over the Forward service ({@link LeaderForward#QUERY}) once it has a connection to
-   * the leader's client port, and through Ratis' client until then.
+   * the leader over the Forward service ({@link LeaderForward#QUERY}), after waiting up to {@link
+   * #FORWARD_CONNECT_WAIT_MS} for a connection to the leader's client port, and through Ratis'
+   * client when that port does not answer (or its URL is unknown).
    */
   public CompletableFuture<byte[]> leaderQuery(Query query) {
     return retrying(() -> {
@@ -1126,18 +1127,33 @@ public final class RaftNode implements AutoCloseable {
         return queryAsLeader(query, false).thenApply(KvStateMachine.LeaderAnswer::bytes);
       }
       String address = clientAddressOf(leader);
-      if (address != null && forward.connected(address)) {
-        return forward.query(address, clusterId, query, config.electionTimeout().toMillis())
-            .thenApply(reply -> confirmedAnswer(reply, leader.toString()));
+      if (address == null) {
+        return queryThroughRatis(query, leader);
       }
-      // Unordered: a read-only request to an explicit server inside Ratis' ordered stream stalls
-      // the writes queued behind it on this client (seen as 6 s forwarded puts). Ratis' Netty
-      // client has no unordered call, but its plain send is one: a request on its own, no stream.
-      Message msg = queryMessage(query);
-      return answer(CommitBroadcast.NETTY
-          ? client.getClientRpc().sendRequestAsync(request(msg, RaftClientRequest.readRequestType(), leader))
-          : client.async().sendReadOnlyUnordered(msg, leader));
+      if (forward.connected(address)) {
+        return forwardQuery(address, query, leader);
+      }
+      // A leader this member has not asked yet (right after a leader change): connect first, as
+      // a write does, rather than go through Ratis' client, which may then first spend seconds on
+      // a stale connection. Its fallback runs on the submitter, not on a transport thread.
+      return forward.whenConnected(address, FORWARD_CONNECT_WAIT_MS).thenComposeAsync(
+          up -> up ? forwardQuery(address, query, leader) : queryThroughRatis(query, leader), submitter);
     });
+  }
+
+  private CompletableFuture<byte[]> forwardQuery(String address, Query query, RaftPeerId leader) {
+    return forward.query(address, clusterId, query, config.electionTimeout().toMillis())
+        .thenApply(reply -> confirmedAnswer(reply, leader.toString()));
+  }
+
+  private CompletableFuture<byte[]> queryThroughRatis(Query query, RaftPeerId leader) {
+    // Unordered: a read-only request to an explicit server inside Ratis' ordered stream stalls
+    // the writes queued behind it on this client (seen as 6 s forwarded puts). Ratis' Netty
+    // client has no unordered call, but its plain send is one: a request on its own, no stream.
+    Message msg = queryMessage(query);
+    return answer(CommitBroadcast.NETTY
+        ? client.getClientRpc().sendRequestAsync(request(msg, RaftClientRequest.readRequestType(), leader))
+        : client.async().sendReadOnlyUnordered(msg, leader));
   }
 
   /**

@@ -529,6 +529,36 @@ class LeaderForwardTest {
   }
 
   /**
+   * Right after a leader change, a follower's first lease query waits a moment for a connection to
+   * the new leader's client port and goes over the Forward service, as its first write does,
+   * rather than through Ratis' client (which, after a leader change, may first spend seconds on a
+   * stale connection). Fails when {@link RaftNode#leaderQuery} takes Ratis' client whenever the
+   * connection is not up yet.
+   */
+  @Test
+  void aFollowersFirstLeaseQueryToANewLeaderWaitsForItsConnection() throws Exception {
+    try (MiniCluster c = MiniCluster.start(3)) {
+      int first = c.waitForLeader(Duration.ofSeconds(30));
+      for (int m = 0; m < 3; m++) {
+        awaitClientUrlsKnown(c, m);
+      }
+      // granted on the leader itself: no member opens a forward connection for it
+      long id = LeaseGrpc.newBlockingStub(c.channel(first)).withDeadlineAfter(20, TimeUnit.SECONDS)
+          .leaseGrant(LeaseGrantRequest.newBuilder().setTTL(60).build()).getID();
+      c.kill(first);
+      int next = c.waitForLeader(Duration.ofSeconds(30));
+      int follower = 3 - first - next;
+      RaftNode f = c.member(follower).raft();
+      long nextId = c.member(next).raft().memberId();
+      await("the follower follows the new leader").atMost(Duration.ofSeconds(30))
+          .until(() -> f.leaderMemberId() == nextId);
+      long forwarded = f.forwardedQueries();
+      assertThat(timeToLive(c.channel(follower), id).getTTL()).isBetween(1L, 60L);
+      assertThat(f.forwardedQueries() - forwarded).as("queries sent over the Forward service").isEqualTo(1);
+    }
+  }
+
+  /**
    * A 3-member cluster led by m0, which advertises a client URL nobody listens on; member 1 knows
    * every member's client URL.
    */
