@@ -90,6 +90,30 @@ def main():
     for name, start, end in STEPS:
         v = [p[end] - p[start] for p in found]
         print("  %-46s p50 %6.3f  p90 %6.3f  p99 %6.3f" % (name, quantile(v, .5), quantile(v, .9), quantile(v, .99)))
+    # Where the tail is: the slowest 2% of the puts (by their time in the members) against the
+    # middle 20%, each step's mean in both.
+    by_total = sorted(found, key=lambda p: p["done"] - p["c"])
+    n = len(by_total)
+    slow = by_total[n - max(1, n // 50):]
+    middle = by_total[int(n * .4):int(n * .6)] or by_total
+    print("  step means (ms): the slowest %d puts | the middle %d" % (len(slow), len(middle)))
+    for name, start, end in STEPS:
+        mean = lambda ps: sum(p[end] - p[start] for p in ps) * 1000 / len(ps)
+        print("  %-46s %8.3f | %6.3f" % (name, mean(slow), mean(middle)))
+    # One long step, or all steps longer? And alone, or in a slow spell?
+    parts = STEPS[:-1]
+    longest = {}
+    for p in slow:
+        name, start, end = max(parts, key=lambda s: p[s[2]] - p[s[1]])
+        longest.setdefault(name, []).append(p[end] - p[start])
+    print("  the slowest puts' longest step: how often, its mean (ms)")
+    for name, _, _ in parts:
+        v = longest.get(name, [])
+        print("  %-46s %4d  %6.3f" % (name, len(v), sum(v) * 1000 / len(v) if v else 0))
+    order = {id(p): i for i, p in enumerate(found)}
+    slow_at = {order[id(p)] for p in slow}
+    near = sum(1 for i in slow_at if (i - 1) in slow_at or (i + 1) in slow_at)
+    print("  slow puts next to another slow put: %d of %d" % (near, len(slow_at)))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #
 #   mvn -B -q package -DskipTests && bench/put-steps.sh [capstan|etcd|both] [JVM options for Capstan]
 #
+# KEEP=<dir> keeps the tcpdump output there (<dir>/capstan.txt, <dir>/etcd.txt).
 # Needs tcpdump (apt-get install -y tcpdump), root (or CAP_NET_RAW) and etcd (etcd-server).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,6 +52,7 @@ steps() {
   sleep 1
   kill "$dump"; wait "$dump" 2>/dev/null || true; dump=""
   python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}"
+  if [ -n "${KEEP:-}" ]; then cp "$work/$system.txt" "$KEEP/"; fi
   stop_members
   rm -rf "$work"/m* "$work"/e*
 }
