@@ -36,11 +36,7 @@ for system in $systems; do
       nowatch) start_members "-Dcapstan.raft.election-watch=false" ;;
       etcd)
         rm -rf "$work"/e*
-        start_etcd "$base"
-        for _ in $(seq 1 120); do
-          [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && break
-          sleep 0.5
-        done ;;
+        start_etcd "$base" ;;
       *) echo "unknown system $system" >&2; exit 1 ;;
     esac
     bench put --endpoints "$eps" --clients 8 --total 2000 --warmup 0 > /dev/null

@@ -82,6 +82,12 @@ start_members() {
     pids+=($!)
     eps+="${eps:+,}127.0.0.1:$((base + i))"
   done
+  wait_for_leader
+}
+
+# wait_for_leader: returns once one of $eps leads, or fails after 60 s
+wait_for_leader() {
+  local i
   for i in $(seq 1 120); do
     [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && return 0
     sleep 0.5
@@ -101,7 +107,7 @@ stop_members() {
 cpu_ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 
 # start_etcd <base port>: starts a 3-member etcd (${ETCD:-/usr/bin/etcd}) with client ports base..base+2
-# and peer ports base+10..base+12, data in $work/e<i>; fills pids[] (does not wait for a leader)
+# and peer ports base+10..base+12, data in $work/e<i>; fills pids[] and eps, returns once one leads
 start_etcd() {
   local base=$1 initial="" i
   for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((base + 10 + i))"; done
@@ -114,4 +120,6 @@ start_etcd() {
       > "$work/e$i.log" 2>&1 &
     pids[$i]=$!
   done
+  eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
+  wait_for_leader
 }

@@ -5,7 +5,11 @@ packets that start and end it, so it is measured the same way for Capstan and fo
 both.
 
   put-steps.py <capstan|etcd> <tcpdump -tt -q output> <follower client port> <leader client port>
-               <the other follower's client port>
+               <the other follower's client port> [GC log, ...]
+
+With the members' GC logs (-Xlog:gc,safepoint:file=<f>:time, e.g. bench/put-steps.sh with GC=1)
+it also counts how many of the slowest puts overlap a collection's pause (or another safepoint
+over 1 ms) of any member.
 
 Peer ports are client port + 10 (bench/members.sh). Packets are told apart by direction and size:
 a put of 256 bytes is a request of ~300 bytes, the members' acknowledgements and replies are under
@@ -18,6 +22,8 @@ etcd: the follower sends MsgProp on its peer stream to the leader, the leader se
 streams, the followers answer MsgAppResp, the leader sends the commit index in a small MsgApp, the
 follower applies and answers its client.
 """
+import datetime
+import re
 import sys
 
 STEPS = [
@@ -81,6 +87,36 @@ def quantile(values, q):
     return values[min(len(values) - 1, int(len(values) * q))] * 1000
 
 
+def pauses(paths):
+    """(start, end) in epoch seconds of each pause in the GC logs: G1's pauses, other safepoints over 1 ms."""
+    out = []
+    for path in paths:
+        for line in open(path):
+            m = re.match(r"\[(\S+)\] (?:GC\(\d+\) Pause .* ([0-9.]+)ms|Safepoint \"(?!G1)[^\"]+\".* Total: (\d+) ns)$", line.strip())
+            if not m:
+                continue
+            end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+            ms = float(m.group(2)) if m.group(2) else int(m.group(3)) / 1e6
+            if m.group(2) or ms > 1:
+                out.append((end - ms / 1000, end))
+    return out
+
+
+def overlap(found, stops):
+    """How many of the slowest puts overlap a pause of any member."""
+    t0, t1 = found[0]["c"], found[-1]["done"]
+    stops = [s for s in stops if t0 <= s[1] <= t1]
+    print("  GC pauses and safepoints of the members during the puts: %d, %.1f ms in all over %.1f s"
+          % (len(stops), sum(b - a for a, b in stops) * 1000, t1 - t0))
+    by_total = sorted(found, key=lambda p: p["done"] - p["c"])
+    n = len(by_total)
+    for label, group in (("the slowest 2%", by_total[n - max(1, n // 50):]),
+                         ("the slowest 1%", by_total[n - max(1, n // 100):]),
+                         ("the middle 20%", by_total[int(n * .4):int(n * .6)] or by_total)):
+        hit = sum(1 for p in group if any(a < p["done"] and b > p["c"] for a, b in stops))
+        print("  %s: %d of %d overlap a pause" % (label, hit, len(group)))
+
+
 def main():
     system, path, follower, leader, other = sys.argv[1:6]
     found = puts(system, path, follower, leader, other)
@@ -114,6 +150,8 @@ def main():
     slow_at = {order[id(p)] for p in slow}
     near = sum(1 for i in slow_at if (i - 1) in slow_at or (i + 1) in slow_at)
     print("  slow puts next to another slow put: %d of %d" % (near, len(slow_at)))
+    if len(sys.argv) > 6:
+        overlap(found, pauses(sys.argv[6:]))
 
 
 if __name__ == "__main__":

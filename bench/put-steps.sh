@@ -6,7 +6,9 @@
 #
 #   mvn -B -q package -DskipTests && bench/put-steps.sh [capstan|etcd|both] [JVM options for Capstan]
 #
-# KEEP=<dir> keeps the tcpdump output there (<dir>/capstan.txt, <dir>/etcd.txt).
+# KEEP=<dir> keeps the tcpdump output there (<dir>/capstan.txt, <dir>/etcd.txt). GC=1 has
+# Capstan's members log their GC pauses and safepoints, and counts how many of the slowest puts
+# overlap one.
 # Needs tcpdump (apt-get install -y tcpdump), root (or CAP_NET_RAW) and etcd (etcd-server).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,15 +26,16 @@ trap '[ -n "$dump" ] && kill "$dump" 2>/dev/null; stop_members; rm -rf "$work"' 
 
 steps() {
   local system=$1 lead follower other e
+  local gclogs=()
   if [ "$system" = capstan ]; then
-    start_members "$opts"
+    if [ -n "${GC:-}" ]; then
+      start_members "${opts:+$opts }-Xlog:gc,safepoint:file=$work/gc-%p.log:time"
+      gclogs=("$work"/gc-*.log)
+    else
+      start_members "$opts"
+    fi
   else
     start_etcd "$base"
-    eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-    for _ in $(seq 1 120); do
-      [ -n "$(bench status --endpoints "$eps" --conns 1 --leader 2>/dev/null)" ] && break
-      sleep 0.5
-    done
   fi
   lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
   for e in ${eps//,/ }; do [ "$e" != "$lead" ] && { [ -z "${follower:-}" ] && follower=$e || other=$e; }; done
@@ -51,10 +54,10 @@ steps() {
   echo "$system, CPU of the 3 members a put: $(( (ticks1 - ticks0) * 1000000 / $(getconf CLK_TCK) / 3100 )) µs"
   sleep 1
   kill "$dump"; wait "$dump" 2>/dev/null || true; dump=""
-  python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}"
+  python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}" "${gclogs[@]}"
   if [ -n "${KEEP:-}" ]; then cp "$work/$system.txt" "$KEEP/"; fi
   stop_members
-  rm -rf "$work"/m* "$work"/e*
+  rm -rf "$work"/m* "$work"/e* "$work"/gc-*
 }
 
 [ "$which" = etcd ] || steps capstan
