@@ -102,17 +102,22 @@ def pauses(paths):
     return out
 
 
+def by_time(found, share):
+    """The slowest [share] of the puts (by their time inside the members), and the middle 20%."""
+    ranked = sorted(found, key=lambda p: p["done"] - p["c"])
+    n = len(ranked)
+    return ranked[n - max(1, int(n * share)):], ranked[int(n * .4):int(n * .6)] or ranked
+
+
 def overlap(found, stops):
     """How many of the slowest puts overlap a pause of any member."""
     t0, t1 = found[0]["c"], found[-1]["done"]
     stops = [s for s in stops if t0 <= s[1] <= t1]
     print("  GC pauses and safepoints of the members during the puts: %d, %.1f ms in all over %.1f s"
           % (len(stops), sum(b - a for a, b in stops) * 1000, t1 - t0))
-    by_total = sorted(found, key=lambda p: p["done"] - p["c"])
-    n = len(by_total)
-    for label, group in (("the slowest 2%", by_total[n - max(1, n // 50):]),
-                         ("the slowest 1%", by_total[n - max(1, n // 100):]),
-                         ("the middle 20%", by_total[int(n * .4):int(n * .6)] or by_total)):
+    slow, middle = by_time(found, .02)
+    for label, group in (("the slowest 2%", slow), ("the slowest 1%", by_time(found, .01)[0]),
+                         ("the middle 20%", middle)):
         hit = sum(1 for p in group if any(a < p["done"] and b > p["c"] for a, b in stops))
         print("  %s: %d of %d overlap a pause" % (label, hit, len(group)))
 
@@ -128,10 +133,7 @@ def main():
         print("  %-46s p50 %6.3f  p90 %6.3f  p99 %6.3f" % (name, quantile(v, .5), quantile(v, .9), quantile(v, .99)))
     # Where the tail is: the slowest 2% of the puts (by their time in the members) against the
     # middle 20%, each step's mean in both.
-    by_total = sorted(found, key=lambda p: p["done"] - p["c"])
-    n = len(by_total)
-    slow = by_total[n - max(1, n // 50):]
-    middle = by_total[int(n * .4):int(n * .6)] or by_total
+    slow, middle = by_time(found, .02)
     print("  step means (ms): the slowest %d puts | the middle %d" % (len(slow), len(middle)))
     for name, start, end in STEPS:
         mean = lambda ps: sum(p[end] - p[start] for p in ps) * 1000 / len(ps)
