@@ -4,7 +4,8 @@
 # Needs $capstan (bin/capstan), $base (first client port; peers at base+10.., /metrics at
 # base+20..) and $work (a scratch directory); fills pids[] and eps.
 
-bench() { CAPSTAN_JAVA_OPTS= CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
+# BENCH_JAVA_OPTS: JVM options for the benchmark client (not the members)
+bench() { CAPSTAN_JAVA_OPTS="${BENCH_JAVA_OPTS:-}" CAPSTAN_HEAP=1g "$capstan" bench "$@"; }
 
 # warm_up <endpoints> [--quick]: the unmeasured warm-up every script gives a cluster (Capstan's or
 # etcd's) before it measures: each kind of request the runs make, in their shapes, until a

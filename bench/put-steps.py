@@ -22,6 +22,8 @@ etcd: the follower sends MsgProp on its peer stream to the leader, the leader se
 streams, the followers answer MsgAppResp, the leader sends the commit index in a small MsgApp, the
 follower applies and answers its client.
 """
+import argparse
+import bisect
 import datetime
 import re
 import sys
@@ -122,12 +124,122 @@ def overlap(found, stops):
         print("  %s: %d of %d overlap a pause" % (label, hit, len(group)))
 
 
+SWITCH = re.compile(r"\s*(\d+)/(\d+)\s+\[(\d+)\]\s+([0-9.]+): sched:sched_switch: prev_comm=(.*?) prev_pid=(\d+) "
+                    r"prev_prio=\S+ prev_state=(\S+) ==> next_comm=(.*?) next_pid=(\d+) ")
+WAKEUP = re.compile(r"\s*(\d+)/(\d+)\s+\[(\d+)\]\s+([0-9.]+): sched:sched_wakeup: comm=(.*?) pid=(\d+) ")
+
+
+def schedule(path, offset):
+    """Each CPU's runs [(start, end, tid)] (tid 0: idle), the threads' run-queue waits [(start, end,
+    tid)] (from a wake-up or a preemption to the next time on a CPU), tid -> name, tid -> process."""
+    runs, waits, names, tgids = {}, [], {}, {}
+    on, ready = {}, {}
+    for line in open(path):
+        m = SWITCH.match(line)
+        if m:
+            pid, tid, cpu, t = m.group(1), m.group(2), m.group(3), float(m.group(4)) + offset
+            prev, state, nxt = m.group(6), m.group(7), m.group(9)
+            tgids[tid] = pid
+            names[prev], names[nxt] = m.group(5), m.group(8)
+            if cpu in on:
+                runs.setdefault(cpu, []).append((on[cpu][1], t, prev))
+            ready.pop(prev, None)
+            if prev != "0" and state.startswith("R"):
+                ready[prev] = t
+            if nxt in ready:
+                waits.append((ready.pop(nxt), t, nxt))
+            on[cpu] = (nxt, t)
+            continue
+        m = WAKEUP.match(line)
+        if m:
+            tgids[m.group(2)] = m.group(1)
+            tid = m.group(6)
+            names[tid] = m.group(5)
+            if all(tid != running for running, _ in on.values()):
+                ready.setdefault(tid, float(m.group(4)) + offset)
+    return runs, sorted(waits), names, tgids
+
+
+def spent(intervals, i, a, b, into, key):
+    """Adds the overlap with [a, b] of each interval from the i-th on to into[key(tid)]."""
+    while i < len(intervals) and intervals[i][0] < b:
+        s, e, tid = intervals[i]
+        if e > a:
+            k = key(tid)
+            into[k] = into.get(k, 0) + min(e, b) - max(s, a)
+        i += 1
+
+
+def stalls(found, path, offset, members, threads):
+    """What the CPUs ran, and which threads waited for one, during the longest step of each of the
+    slowest 2% of the puts, against the same for the middle 20% (perf sched events)."""
+    runs, waits, names, tgids = schedule(path, offset)
+    if threads:  # full names, without the Raft group's id and the numbers that tell pool threads apart
+        for line in open(threads):
+            tid, name = line.rstrip("\n").split(" ", 1)
+            names[tid] = re.sub(r"@group-[0-9A-F]+", "@group", name)
+    cpus = len(runs)
+
+    def who(tid, thread=True):
+        if tid == "0":
+            return "idle"
+        pid = tgids.get(tid)
+        name = re.sub(r"-{2,}", "-", re.sub(r"(?<=[-#])\d+|\d+$", "", names.get(tid, "?"))).strip("-#") if thread else ""
+        if pid in members:
+            return members[pid] + (": " + name if thread else "")
+        return "not a member (%s)" % names.get(pid, "?") + (": " + name if thread else "")
+
+    def windows(group):
+        out = []
+        for p in group:
+            _, start, end = max(STEPS[:-1], key=lambda s: p[s[2]] - p[s[1]])
+            out.append((p[start], p[end]))
+        return out
+
+    def tally(group, thread):
+        ws = windows(group)
+        ran, waited = {}, {}
+        for a, b in ws:
+            for cpu, ends in timelines:  # a CPU's runs follow one another: the first that ends after a
+                spent(cpu, bisect.bisect_right(ends, a), a, b, ran, lambda tid: who(tid, thread))
+            spent(waits, bisect.bisect_left(wait_starts, a - longest_wait), a, b, waited, lambda tid: who(tid, thread))
+        return ws, ran, waited
+
+    timelines = [(cpu, [r[1] for r in cpu]) for cpu in runs.values()]
+    wait_starts = [w[0] for w in waits]
+    longest_wait = max((e - s for s, e, _ in waits), default=0)
+    slow, middle = by_time(found, .02)
+    for thread in (False, True):
+        (ws, ran, waited), (mws, mran, mwaited) = tally(slow, thread), tally(middle, thread)
+        total, mtotal = sum(b - a for a, b in ws), sum(b - a for a, b in mws)
+        print("  %s during the longest step of the slowest %d puts (%.1f ms in all) | of the middle %d (%.1f ms):"
+              % ("each thread's" if thread else "each process's", len(slow), total * 1000, len(middle), mtotal * 1000))
+        print("  %-60s %s" % ("", "share of the %d CPUs  | run-queue wait, ms a step" % cpus))
+        keys = sorted(set(ran) | set(waited), key=lambda k: -(ran.get(k, 0) + waited.get(k, 0)))
+        for k in keys[:20 if thread else 8]:
+            print("  %-60s %6.1f%% | %6.1f%%   %7.3f | %6.3f"
+                  % (k[:60], ran.get(k, 0) * 100 / total / cpus, mran.get(k, 0) * 100 / mtotal / cpus,
+                     waited.get(k, 0) * 1000 / len(ws), mwaited.get(k, 0) * 1000 / len(mws)))
+
+
 def main():
-    system, path, follower, leader, other = sys.argv[1:6]
-    found = puts(system, path, follower, leader, other)
+    args = argparse.ArgumentParser()
+    args.add_argument("system", choices=("capstan", "etcd"))
+    args.add_argument("path")
+    args.add_argument("follower")
+    args.add_argument("leader")
+    args.add_argument("other")
+    args.add_argument("gclogs", nargs="*")
+    args.add_argument("--sched", help="perf script output of sched_switch/sched_wakeup (perf record -k mono)")
+    args.add_argument("--offset", type=float, default=0.0, help="wall clock minus CLOCK_MONOTONIC, seconds")
+    args.add_argument("--skip", type=int, default=0, help="leave out the first puts (the client's warm-up)")
+    args.add_argument("--threads", help="lines of 'tid name': the members' full thread names")
+    args.add_argument("--member", nargs=2, action="append", default=[], metavar=("PID", "ROLE"))
+    a = args.parse_args()
+    found = puts(a.system, a.path, a.follower, a.leader, a.other)[a.skip:]
     if not found:
-        sys.exit("no complete put found in " + path)
-    print("%s, %d puts (ms)" % (system, len(found)))
+        sys.exit("no complete put found in " + a.path)
+    print("%s, %d puts (ms)" % (a.system, len(found)))
     for name, start, end in STEPS:
         v = [p[end] - p[start] for p in found]
         print("  %-46s p50 %6.3f  p90 %6.3f  p99 %6.3f" % (name, quantile(v, .5), quantile(v, .9), quantile(v, .99)))
@@ -152,8 +264,10 @@ def main():
     slow_at = {order[id(p)] for p in slow}
     near = sum(1 for i in slow_at if (i - 1) in slow_at or (i + 1) in slow_at)
     print("  slow puts next to another slow put: %d of %d" % (near, len(slow_at)))
-    if len(sys.argv) > 6:
-        overlap(found, pauses(sys.argv[6:]))
+    if a.gclogs:
+        overlap(found, pauses(a.gclogs))
+    if a.sched:
+        stalls(found, a.sched, a.offset, dict(a.member), a.threads)
 
 
 if __name__ == "__main__":

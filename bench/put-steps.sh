@@ -8,7 +8,9 @@
 #
 # KEEP=<dir> keeps the tcpdump output there (<dir>/capstan.txt, <dir>/etcd.txt). GC=1 has
 # Capstan's members log their GC pauses and safepoints, and counts how many of the slowest puts
-# overlap one.
+# overlap one. SCHED=1 records the scheduler's switches and wake-ups during the puts (perf, to
+# /dev/shm) and prints what the CPUs ran, and which threads waited for one, during the longest step
+# of each of the slowest puts, against the middle ones (by process, then by thread).
 # Needs tcpdump (apt-get install -y tcpdump), root (or CAP_NET_RAW) and etcd (etcd-server).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,9 +22,10 @@ base=28790
 work="$(mktemp -d)"
 pids=()
 dump=""
+rec=""
 # shellcheck source=bench/members.sh
 . "$root/bench/members.sh"
-trap '[ -n "$dump" ] && kill "$dump" 2>/dev/null; stop_members; rm -rf "$work"' EXIT
+trap '[ -n "$dump" ] && kill "$dump" 2>/dev/null; [ -n "$rec" ] && kill "$rec" 2>/dev/null; rm -f /dev/shm/put-steps-$$.data; stop_members; rm -rf "$work"' EXIT
 
 steps() {
   local system=$1 lead follower other e
@@ -45,6 +48,15 @@ steps() {
   tcpdump -i lo -n -tt -q "tcp portrange $base-$((base + 12)) and tcp[tcpflags] & tcp-push != 0" \
     > "$work/$system.txt" 2> /dev/null &
   dump=$!
+  local sched=()
+  if [ -n "${SCHED:-}" ]; then
+    # CLOCK_MONOTONIC (perf cannot stamp with the wall clock here), mapped to tcpdump's wall clock
+    perf record -k mono -a -m 16M -e sched:sched_switch -e sched:sched_wakeup -o "/dev/shm/put-steps-$$.data" > /dev/null 2>&1 &
+    rec=$!
+    sched=(--sched "$work/$system.sched" --offset "$(python3 -c 'import time; print(time.time() - time.clock_gettime(time.CLOCK_MONOTONIC))')")
+    for e in 0 1 2; do sched+=(--member "${pids[$e]}" "$(member_role "$e")"); done
+    sched+=(--threads "$work/$system.threads")
+  fi
   sleep 1
   local ticks0 ticks1
   ticks0=$(cpu_ticks)
@@ -54,7 +66,17 @@ steps() {
   echo "$system, CPU of the 3 members a put: $(( (ticks1 - ticks0) * 1000000 / $(getconf CLK_TCK) / 3100 )) µs"
   sleep 1
   kill "$dump"; wait "$dump" 2>/dev/null || true; dump=""
-  python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}" "${gclogs[@]}"
+  if [ -n "$rec" ]; then
+    kill -INT "$rec"; wait "$rec" 2>/dev/null || true; rec=""
+    perf script -i "/dev/shm/put-steps-$$.data" -F pid,tid,cpu,time,event,trace > "$work/$system.sched" 2> /dev/null
+    # the members' full thread names (the kernel keeps 15 characters): tid name, from thread dumps
+    for e in "${pids[@]}"; do
+      jcmd "$e" Thread.print 2> /dev/null | sed -nE 's/^"([^"]*)".* nid=0x([0-9a-f]+).*/\2 \1/p' |
+        while read -r nid name; do echo "$((16#$nid)) $name"; done
+    done > "$work/$system.threads"
+    rm -f "/dev/shm/put-steps-$$.data"
+  fi
+  python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}" "${gclogs[@]}" --skip 100 "${sched[@]}"
   if [ -n "${KEEP:-}" ]; then cp "$work/$system.txt" "$KEEP/"; fi
   stop_members
   rm -rf "$work"/m* "$work"/e* "$work"/gc-*
