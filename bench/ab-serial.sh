@@ -49,7 +49,7 @@ side B 26890 "$2"
 one() {
   local t
   t="target_$1"
-  bench put --endpoints "${!t}" --conns 1 --clients 1 --total "$puts" --warmup 50 |
+  bench put --endpoints "${!t}" --conns 1 --clients 1 --total "$puts" --warmup 50 --warmup-limit 0 |
     sed -nE 's/.* ([0-9]+) ops\/s p50=([0-9.]+)ms .*p99=([0-9.]+)ms.*/\1 \2 \3/p'
 }
 

@@ -9,7 +9,8 @@ bench() { CAPSTAN_JAVA_OPTS="${BENCH_JAVA_OPTS:-}" CAPSTAN_HEAP=1g "$capstan" be
 
 # warm_up <endpoints> [--quick]: the unmeasured warm-up every script gives a cluster (Capstan's or
 # etcd's) before it measures: each kind of request the runs make, in their shapes, until a
-# kvstore member's JIT has compiled them (with C2, puts with 64 in flight reach their steady rate
+# kvstore member's JIT has compiled them (the client's own warm-up is left out here: each measured
+# run warms its client itself, ClientWarmUp) (with C2, puts with 64 in flight reach their steady rate
 # after ~60,000 requests; README, performance). etcd does not need it but gets it too.
 warm_up() {
   local eps=$1 n=1 lead follower e
@@ -20,11 +21,11 @@ warm_up() {
   bench put --endpoints "${follower:-$lead}" --conns 1 --clients 1 --total $((200 + n * 2800)) --warmup 0 > /dev/null
   bench put --endpoints "$lead" --conns 1 --clients 1 --total $((200 + n * 1800)) --warmup 0 > /dev/null
   bench range --endpoints "$eps" --clients 64 --total $((1000 + n * 19000)) --consistency l > /dev/null
-  bench range --endpoints "${follower:-$lead}" --conns 1 --clients 1 --total $((200 + n * 1800)) --consistency l > /dev/null
+  bench range --endpoints "${follower:-$lead}" --conns 1 --clients 1 --total $((200 + n * 1800)) --consistency l --warmup-limit 0 > /dev/null
   # the fan-out to 1,000 watchers keeps a member's JIT busy for ~12 such runs (README, goals)
   local w
   for w in $(seq 1 $((1 + n * 11))); do
-    bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $((20 + n * 230)) --rate 50 > /dev/null
+    bench watch-latency --endpoints "$eps" --watchers 1000 --streams 10 --puts $((20 + n * 230)) --rate 50 --warmup 0 > /dev/null
   done
   # puts last: the other kinds of request make the JIT recompile some of their code
   bench put --endpoints "$eps" --clients 64 --total $((1000 + n * 39000)) --warmup 0 > /dev/null

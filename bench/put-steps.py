@@ -232,11 +232,11 @@ def main():
     args.add_argument("gclogs", nargs="*")
     args.add_argument("--sched", help="perf script output of sched_switch/sched_wakeup (perf record -k mono)")
     args.add_argument("--offset", type=float, default=0.0, help="wall clock minus CLOCK_MONOTONIC, seconds")
-    args.add_argument("--skip", type=int, default=0, help="leave out the first puts (the client's warm-up)")
+    args.add_argument("--last", type=int, default=0, help="only the last puts (the measured ones, not the client's warm-up)")
     args.add_argument("--threads", help="lines of 'tid name': the members' full thread names")
     args.add_argument("--member", nargs=2, action="append", default=[], metavar=("PID", "ROLE"))
     a = args.parse_args()
-    found = puts(a.system, a.path, a.follower, a.leader, a.other)[a.skip:]
+    found = puts(a.system, a.path, a.follower, a.leader, a.other)[-a.last if a.last else 0:]
     if not found:
         sys.exit("no complete put found in " + a.path)
     print("%s, %d puts (ms)" % (a.system, len(found)))

@@ -76,7 +76,7 @@ steps() {
     done > "$work/$system.threads"
     rm -f "/dev/shm/put-steps-$$.data"
   fi
-  python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}" "${gclogs[@]}" --skip 100 "${sched[@]}"
+  python3 "$root/bench/put-steps.py" "$system" "$work/$system.txt" "${follower##*:}" "${lead##*:}" "${other##*:}" "${gclogs[@]}" --last 3000 "${sched[@]}"
   if [ -n "${KEEP:-}" ]; then cp "$work/$system.txt" "$KEEP/"; fi
   stop_members
   rm -rf "$work"/m* "$work"/e* "$work"/gc-*

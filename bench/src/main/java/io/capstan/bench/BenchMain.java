@@ -50,7 +50,9 @@ public final class BenchMain {
     @Option(names = "--val-size", defaultValue = "256") int valSize;
     @Option(names = "--key-space", defaultValue = "100000", description = "Keys are chosen from this many (default: ${DEFAULT-VALUE}).") int keySpace;
     @Option(names = "--sequential-keys", description = "Write keys 0..total-1 in order instead of random ones (fills a key space).") boolean sequential;
-    @Option(names = "--warmup", defaultValue = "500", description = "Unmeasured puts first (default: ${DEFAULT-VALUE}).") int warmup;
+    @Option(names = "--warmup", defaultValue = "500", description = "Unmeasured puts first, then more until the client's "
+        + "JIT is quiet (see --warmup-limit; 0: none) (default: ${DEFAULT-VALUE}).") int warmup;
+    @Mixin ClientWarmUp.Limit warmUp;
     @Option(names = "--rate", defaultValue = "0", description = "Puts started per second, open loop (0: as fast as --clients allow).") int rate;
 
     @Override
@@ -60,10 +62,9 @@ public final class BenchMain {
       ByteString v = ByteString.copyFrom(value);
       Random rnd = new Random(42);
       try (Endpoints eps = new Endpoints(common.endpoints, common.conns)) {
-        if (warmup > 0) {
-          LoadDriver.run(warmup, clients, i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
-              .put(PutRequest.newBuilder().setKey(key(rnd.nextInt(keySpace), keySize)).setValue(v).build()));
-        }
+        ClientWarmUp.run("put", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients,
+            i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
+                .put(PutRequest.newBuilder().setKey(key(rnd.nextInt(keySpace), keySize)).setValue(v).build())));
         LoadDriver.Result r = LoadDriver.run(total, clients, rate, i -> KVGrpc.newFutureStub(eps.channel(i))
             .withDeadlineAfter(30, TimeUnit.SECONDS)
             .put(PutRequest.newBuilder().setKey(key(sequential ? i % keySpace : rnd.nextInt(keySpace), keySize)).setValue(v).build()));
@@ -80,6 +81,7 @@ public final class BenchMain {
     @Option(names = "--clients", defaultValue = "1") int clients;
     @Option(names = "--total", defaultValue = "5000") int total;
     @Option(names = "--consistency", defaultValue = "l", description = "l (linearizable) or s (serializable).") String consistency;
+    @Mixin ClientWarmUp.Limit warmUp;
     @Option(names = "--rate", defaultValue = "0", description = "Gets started per second, open loop (0: as fast as --clients allow).") int rate;
 
     @Override
@@ -90,7 +92,8 @@ public final class BenchMain {
         KVGrpc.newBlockingStub(eps.channel(0)).withDeadlineAfter(30, TimeUnit.SECONDS)
             .put(PutRequest.newBuilder().setKey(k).setValue(ByteString.copyFromUtf8("v")).build());
         RangeRequest req = RangeRequest.newBuilder().setKey(k).setSerializable(serializable).build();
-        LoadDriver.run(Math.min(500, total), clients, i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).range(req));
+        ClientWarmUp.run("range", Math.min(500, total), clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients,
+            i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).range(req)));
         LoadDriver.Result r = LoadDriver.run(total, clients, rate,
             i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).range(req));
         System.out.println(r.line("range consistency=" + consistency + " clients=" + clients + " total=" + total

@@ -27,6 +27,7 @@ final class LeaseBench implements Callable<Integer> {
   @Option(names = "--clients", defaultValue = "1", description = "Requests in flight (default: ${DEFAULT-VALUE}).") int clients;
   @Option(names = "--total", defaultValue = "5000") int total;
   @Option(names = "--warmup", defaultValue = "500") int warmup;
+  @Mixin ClientWarmUp.Limit warmUp;
 
   @Override
   public Integer call() throws Exception {
@@ -41,13 +42,14 @@ final class LeaseBench implements Callable<Integer> {
         LoadDriver.Result r;
         if (op.equals("ttl")) {
           LeaseTimeToLiveRequest req = LeaseTimeToLiveRequest.newBuilder().setID(id).build();
-          LoadDriver.run(warmup, clients, i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
-              .leaseTimeToLive(req));
+          ClientWarmUp.run("lease ttl", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients,
+              i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).leaseTimeToLive(req)));
           r = LoadDriver.run(total, clients, i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
               .leaseTimeToLive(req));
         } else {
           try (KeepAlives stream = new KeepAlives(eps, id)) {
-            LoadDriver.run(warmup, clients, i -> stream.send());
+            ClientWarmUp.run("lease keepalive", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit,
+                n -> LoadDriver.run(n, clients, i -> stream.send()));
             r = LoadDriver.run(total, clients, i -> stream.send());
           }
         }

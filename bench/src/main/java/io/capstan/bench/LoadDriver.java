@@ -20,6 +20,11 @@ final class LoadDriver {
 
   private LoadDriver() {}
 
+  /** Operations a round of a warm-up runs with {@code inFlight} outstanding: a fraction of a second. */
+  static int roundOps(int inFlight) {
+    return Math.max(100, inFlight * 10);
+  }
+
   static Result run(int total, int inFlight, IntFunction<ListenableFuture<?>> op) throws InterruptedException {
     return run(total, inFlight, 0, op);
   }

@@ -31,6 +31,9 @@ final class WatchLatency implements Callable<Integer> {
   @Option(names = "--streams", defaultValue = "10", description = "Watch streams the watchers are spread over (default: ${DEFAULT-VALUE}).") int streams;
   @Option(names = "--puts", defaultValue = "100") int puts;
   @Option(names = "--rate", defaultValue = "50", description = "Puts per second (default: ${DEFAULT-VALUE}).") int rate;
+  @Option(names = "--warmup", defaultValue = "50", description = "Unmeasured puts first (their deliveries are not counted), "
+      + "then more until the client's JIT is quiet (see --warmup-limit; 0: none) (default: ${DEFAULT-VALUE}).") int warmup;
+  @Mixin ClientWarmUp.Limit warmUp;
   @Option(names = "--put-endpoint", description = "Where the puts go (default: the first connection to --endpoints), "
       + "e.g. the leader while the watchers are on a follower.") String putEndpoint;
   @Option(names = "--trace", description = "Writes one line a put to this file: its wall-clock send time (ms), "
@@ -58,12 +61,15 @@ final class WatchLatency implements Callable<Integer> {
             }
             long now = System.nanoTime();
             for (Event e : r.getEventsList()) {
-              if (e.getKv().getValue().size() >= 8) {
+              if (e.getKv().getValue().size() >= 16) {
                 ByteBuffer value = ByteBuffer.wrap(e.getKv().getValue().toByteArray());
                 long took = now - value.getLong();
-                lat.add(took);
-                slowest.accumulateAndGet((int) value.getLong(), took, Math::max);
-                deliveries.incrementAndGet();
+                int put = (int) value.getLong();
+                if (put >= 0) { // a warm-up put's is -1
+                  lat.add(took);
+                  slowest.accumulateAndGet(put, took, Math::max);
+                  deliveries.incrementAndGet();
+                }
               }
             }
           }
@@ -97,14 +103,19 @@ final class WatchLatency implements Callable<Integer> {
       Endpoints putEps = putEndpoint == null ? null : new Endpoints(putEndpoint, 1);
       var kv = KVGrpc.newBlockingStub(putEps == null ? eps.channel(0) : putEps.channel(0));
       long interval = TimeUnit.SECONDS.toNanos(1) / Math.max(rate, 1);
-      long next = System.nanoTime();
+      long[] next = {System.nanoTime()};
+      ClientWarmUp.run("watch-latency", warmup, 1, Math.max(rate, 1), warmUp.limit, n -> {
+        for (int i = 0; i < n; i++) {
+          Pacer.waitUntil(next[0]);
+          next[0] += interval;
+          put(kv, key, -1);
+        }
+      });
       for (int i = 0; i < puts; i++) {
-        Pacer.waitUntil(next);
-        next += interval;
-        long sent = System.nanoTime();
+        Pacer.waitUntil(next[0]);
+        next[0] += interval;
         sentAt[i] = System.currentTimeMillis();
-        byte[] v = ByteBuffer.allocate(16).putLong(sent).putLong(i).array();
-        kv.withDeadlineAfter(30, TimeUnit.SECONDS).put(PutRequest.newBuilder().setKey(key).setValue(ByteString.copyFrom(v)).build());
+        long sent = put(kv, key, i);
         ackedIn[i] = System.nanoTime() - sent;
       }
       long expected = (long) watchers * puts;
@@ -132,5 +143,13 @@ final class WatchLatency implements Callable<Integer> {
       }
       return deliveries.get() == expected ? 0 : 1;
     }
+  }
+
+  /** Puts the key with a value of its send time and {@code index} (-1: a warm-up put); returns the send time. */
+  private static long put(KVGrpc.KVBlockingStub kv, ByteString key, int index) {
+    long sent = System.nanoTime();
+    byte[] v = ByteBuffer.allocate(16).putLong(sent).putLong(index).array();
+    kv.withDeadlineAfter(30, TimeUnit.SECONDS).put(PutRequest.newBuilder().setKey(key).setValue(ByteString.copyFrom(v)).build());
+    return sent;
   }
 }

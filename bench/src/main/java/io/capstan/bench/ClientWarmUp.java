@@ -1,0 +1,77 @@
+package io.capstan.bench;
+
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Option;
+
+/**
+ * The benchmark client's own warm-up. Each {@code capstan bench} run is a fresh JVM, and its C2
+ * compiler, left to itself, compiles through the measured operations: on a small machine it then
+ * takes a CPU from the servers being measured (on 2 vCPUs, 18–35% of both CPUs during the slowest
+ * serial puts, for Capstan and etcd alike: docs/performance-history.md, "What the CPUs ran during
+ * those stalls"); serial puts through a 1-member kvstore keep it compiling for 30-50% of a CPU for
+ * ~13 s, ~10,000 puts. So after the operations {@code --warmup} asks for, a run with few requests
+ * in flight (a latency run) goes on in rounds until the client's JIT has compiled for less than 2%
+ * of a whole second, or {@code --warmup-limit} seconds have passed since the warm-up began (0:
+ * exactly {@code --warmup} operations). Runs with many in flight do not: they would write ~3,000
+ * puts a second for as long, against the store's space quota.
+ */
+final class ClientWarmUp {
+  /** Compilation time, as a share of the wall-clock time, below which the JIT counts as quiet. */
+  static final double QUIET = 0.02;
+  private static final long WINDOW_NANOS = TimeUnit.SECONDS.toNanos(1);
+  /** Requests in flight up to which a run counts as a latency run. */
+  static final int LATENCY_RUN = 4;
+
+  /** The option of every workload that warms up. */
+  static final class Limit {
+    @Option(names = "--warmup-limit", defaultValue = "60", description = "After the warm-up operations asked for, go on "
+        + "warming up until the client's own JIT is quiet, for at most this many seconds (0: no more; default: ${DEFAULT-VALUE}).")
+    int limit;
+  }
+
+  /** Runs {@code ops} unmeasured operations. */
+  interface Round {
+    void run(int ops) throws Exception;
+  }
+
+  private ClientWarmUp() {}
+
+  /**
+   * Runs {@code minOps} operations, then, if at most {@link #LATENCY_RUN} are in flight, rounds of
+   * {@code roundOps} until the JIT is quiet or the limit has passed; says on stderr what it did
+   * (stdout carries the figures).
+   */
+  static void run(String what, int minOps, int inFlight, int roundOps, int limitSeconds, Round round) throws Exception {
+    if (minOps <= 0) {
+      return;
+    }
+    long start = System.nanoTime();
+    round.run(minOps);
+    CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+    if (limitSeconds <= 0 || inFlight > LATENCY_RUN || jit == null || !jit.isCompilationTimeMonitoringSupported()) {
+      return;
+    }
+    long deadline = start + TimeUnit.SECONDS.toNanos(limitSeconds);
+    long ops = minOps;
+    long windowStart = System.nanoTime();
+    long compiledMs = jit.getTotalCompilationTime();
+    boolean quiet = false;
+    double share = Double.NaN;
+    while (!quiet && System.nanoTime() < deadline) {
+      round.run(roundOps);
+      ops += roundOps;
+      long now = System.nanoTime();
+      if (now - windowStart >= WINDOW_NANOS) {
+        long c = jit.getTotalCompilationTime();
+        share = (c - compiledMs) / ((now - windowStart) / 1e6);
+        quiet = share < QUIET;
+        windowStart = now;
+        compiledMs = c;
+      }
+    }
+    System.err.printf("%s: client warm-up %d operations, %.1f s, %s (compiling %.1f%% of the last second)%n", what, ops,
+        (System.nanoTime() - start) / 1e9, quiet ? "until its JIT was quiet" : "stopped at --warmup-limit", share * 100);
+  }
+}

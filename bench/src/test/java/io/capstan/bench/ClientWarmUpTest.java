@@ -1,0 +1,49 @@
+package io.capstan.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+class ClientWarmUpTest {
+  private final List<Integer> rounds = new ArrayList<>();
+
+  private void round(int ops) {
+    rounds.add(ops);
+  }
+
+  @Test
+  void noWarmUpAskedForRunsNothing() throws Exception {
+    ClientWarmUp.run("test", 0, 1, 10, 60, this::round);
+    assertThat(rounds).isEmpty();
+  }
+
+  @Test
+  void aLimitOfZeroRunsExactlyTheOperationsAskedFor() throws Exception {
+    ClientWarmUp.run("test", 100, 1, 10, 0, this::round);
+    assertThat(rounds).containsExactly(100);
+  }
+
+  @Test
+  void aRunWithManyInFlightDoesNotWaitForTheJit() throws Exception {
+    ClientWarmUp.run("test", 100, ClientWarmUp.LATENCY_RUN + 1, 10, 60, this::round);
+    assertThat(rounds).containsExactly(100);
+  }
+
+  @Test
+  void aLatencyRunGoesOnUntilTheJitIsQuietThenStops() throws Exception {
+    long start = System.nanoTime();
+    // rounds that compile nothing new: the JIT falls quiet within a few of the one-second windows
+    ClientWarmUp.run("test", 100, 1, 10, 60, ops -> {
+      round(ops);
+      Thread.sleep(20);
+    });
+    long took = System.nanoTime() - start;
+    assertThat(rounds.get(0)).isEqualTo(100);
+    assertThat(rounds.size()).as("rounds after the first, for at least one whole second").isGreaterThan(40);
+    assertThat(rounds.subList(1, rounds.size())).allMatch(n -> n == 10);
+    assertThat(took).as("stopped once quiet, well before the 60 s limit").isLessThan(TimeUnit.SECONDS.toNanos(30));
+  }
+}
