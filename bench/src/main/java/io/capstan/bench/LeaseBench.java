@@ -1,5 +1,6 @@
 package io.capstan.bench;
 
+import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.SettableFuture;
 import io.etcd.jetcd.api.LeaseGrantRequest;
 import io.etcd.jetcd.api.LeaseGrpc;
@@ -11,6 +12,7 @@ import io.grpc.stub.StreamObserver;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -42,15 +44,16 @@ final class LeaseBench implements Callable<Integer> {
         LoadDriver.Result r;
         if (op.equals("ttl")) {
           LeaseTimeToLiveRequest req = LeaseTimeToLiveRequest.newBuilder().setID(id).build();
-          ClientWarmUp.run("lease ttl", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients,
-              i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).leaseTimeToLive(req)));
-          r = LoadDriver.run(total, clients, i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
-              .leaseTimeToLive(req));
+          IntFunction<ListenableFuture<?>> ttl = i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
+              .leaseTimeToLive(req);
+          ClientWarmUp.run("lease ttl", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients, ttl));
+          r = LoadDriver.run(total, clients, ttl);
         } else {
           try (KeepAlives stream = new KeepAlives(eps, id)) {
+            IntFunction<ListenableFuture<?>> keepAlive = i -> stream.send();
             ClientWarmUp.run("lease keepalive", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit,
-                n -> LoadDriver.run(n, clients, i -> stream.send()));
-            r = LoadDriver.run(total, clients, i -> stream.send());
+                n -> LoadDriver.run(n, clients, keepAlive));
+            r = LoadDriver.run(total, clients, keepAlive);
           }
         }
         System.out.println(r.line("lease op=" + op + " clients=" + clients + " total=" + total));
