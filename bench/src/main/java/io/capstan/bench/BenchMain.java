@@ -67,7 +67,7 @@ public final class BenchMain {
         // one operation for the warm-up and the run: the client's JIT compiles the run's own code
         IntFunction<ListenableFuture<?>> put = i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
             .put(PutRequest.newBuilder().setKey(key(sequential ? i % keySpace : rnd.nextInt(keySpace), keySize)).setValue(v).build());
-        ClientWarmUp.run("put", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients, put));
+        LoadDriver.warmUp("put", warmup, clients, warmUp.limit, put);
         LoadDriver.Result r = LoadDriver.run(total, clients, rate, put);
         System.out.println(r.line("put clients=" + clients + " total=" + total + " val=" + valSize + "B" + (rate > 0 ? " rate=" + rate + "/s" : "")));
         return r.errors() == 0 ? 0 : 1;
@@ -94,8 +94,7 @@ public final class BenchMain {
             .put(PutRequest.newBuilder().setKey(k).setValue(ByteString.copyFromUtf8("v")).build());
         RangeRequest req = RangeRequest.newBuilder().setKey(k).setSerializable(serializable).build();
         IntFunction<ListenableFuture<?>> range = i -> KVGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS).range(req);
-        ClientWarmUp.run("range", Math.min(500, total), clients, LoadDriver.roundOps(clients), warmUp.limit,
-            n -> LoadDriver.run(n, clients, range));
+        LoadDriver.warmUp("range", Math.min(500, total), clients, warmUp.limit, range);
         LoadDriver.Result r = LoadDriver.run(total, clients, rate, range);
         System.out.println(r.line("range consistency=" + consistency + " clients=" + clients + " total=" + total
             + (rate > 0 ? " rate=" + rate + "/s" : "")));

@@ -46,13 +46,12 @@ final class LeaseBench implements Callable<Integer> {
           LeaseTimeToLiveRequest req = LeaseTimeToLiveRequest.newBuilder().setID(id).build();
           IntFunction<ListenableFuture<?>> ttl = i -> LeaseGrpc.newFutureStub(eps.channel(i)).withDeadlineAfter(30, TimeUnit.SECONDS)
               .leaseTimeToLive(req);
-          ClientWarmUp.run("lease ttl", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit, n -> LoadDriver.run(n, clients, ttl));
+          LoadDriver.warmUp("lease ttl", warmup, clients, warmUp.limit, ttl);
           r = LoadDriver.run(total, clients, ttl);
         } else {
           try (KeepAlives stream = new KeepAlives(eps, id)) {
             IntFunction<ListenableFuture<?>> keepAlive = i -> stream.send();
-            ClientWarmUp.run("lease keepalive", warmup, clients, LoadDriver.roundOps(clients), warmUp.limit,
-                n -> LoadDriver.run(n, clients, keepAlive));
+            LoadDriver.warmUp("lease keepalive", warmup, clients, warmUp.limit, keepAlive);
             r = LoadDriver.run(total, clients, keepAlive);
           }
         }

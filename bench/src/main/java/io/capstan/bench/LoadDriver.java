@@ -20,9 +20,13 @@ final class LoadDriver {
 
   private LoadDriver() {}
 
-  /** Operations a round of a warm-up runs with {@code inFlight} outstanding: a fraction of a second. */
-  static int roundOps(int inFlight) {
-    return Math.max(100, inFlight * 10);
+  /**
+   * The client's warm-up before a run of {@code op} ({@link ClientWarmUp}): {@code minOps} of them,
+   * then rounds of a fraction of a second each while the client's JIT still compiles.
+   */
+  static void warmUp(String what, int minOps, int inFlight, int limitSeconds, IntFunction<ListenableFuture<?>> op)
+      throws Exception {
+    ClientWarmUp.run(what, minOps, inFlight, Math.max(100, inFlight * 10), limitSeconds, n -> run(n, inFlight, op));
   }
 
   static Result run(int total, int inFlight, IntFunction<ListenableFuture<?>> op) throws InterruptedException {

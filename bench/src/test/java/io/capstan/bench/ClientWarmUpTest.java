@@ -35,15 +35,23 @@ class ClientWarmUpTest {
   @Test
   void aLatencyRunGoesOnUntilTheJitIsQuietThenStops() throws Exception {
     long start = System.nanoTime();
+    long[] first = {0};
+    long[] later = {0};
+    boolean[] otherSize = {false};
     // rounds that compile nothing new: the JIT falls quiet within a few of the one-second windows
     ClientWarmUp.run("test", 100, 1, 10, 60, ops -> {
-      round(ops);
-      Thread.sleep(20);
+      if (first[0] == 0) {
+        first[0] = ops;
+      } else {
+        later[0]++;
+        otherSize[0] |= ops != 10;
+      }
     });
     long took = System.nanoTime() - start;
-    assertThat(rounds.get(0)).isEqualTo(100);
-    assertThat(rounds.size()).as("rounds after the first, for at least one whole second").isGreaterThan(40);
-    assertThat(rounds.subList(1, rounds.size())).allMatch(n -> n == 10);
+    assertThat(first[0]).isEqualTo(100);
+    assertThat(later[0]).as("rounds after the first").isPositive();
+    assertThat(otherSize[0]).as("a later round of another size than 10").isFalse();
+    assertThat(took).as("went on for at least one whole one-second window").isGreaterThanOrEqualTo(TimeUnit.SECONDS.toNanos(1));
     assertThat(took).as("stopped once quiet, well before the 60 s limit").isLessThan(TimeUnit.SECONDS.toNanos(30));
   }
 }
