@@ -16,6 +16,8 @@ import java.util.Objects;
  * @param snapshotCount applied entries between automatic state-machine snapshots (etcd's
  *     {@code --snapshot-count})
  * @param restoreFile a snapshot to start the state from when the member has no Raft state yet
+ * @param autoCompaction what history the leader compacts on its own (etcd's {@code
+ *     --auto-compaction-*}); {@link AutoCompaction#OFF} by default, as in etcd
  */
 public record KvStoreConfig(
     String name,
@@ -35,7 +37,8 @@ public record KvStoreConfig(
     int maxRequestBytes,
     long quotaBackendBytes,
     Duration progressNotifyInterval,
-    Path restoreFile) {
+    Path restoreFile,
+    AutoCompaction autoCompaction) {
 
   /** etcd's default {@code --max-request-bytes}: 1.5 MiB. */
   public static final int DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024;
@@ -52,6 +55,7 @@ public record KvStoreConfig(
   public KvStoreConfig {
     Objects.requireNonNull(name, "name");
     Objects.requireNonNull(dataDir, "dataDir");
+    Objects.requireNonNull(autoCompaction, "autoCompaction");
     if (!initialCluster.containsKey(name)) {
       throw new IllegalArgumentException("--initial-cluster has no entry for this member's --name '" + name + "'");
     }
@@ -92,6 +96,7 @@ public record KvStoreConfig(
     private long quotaBackendBytes = 0;
     private Duration progressNotifyInterval = Duration.ofMinutes(10);
     private Path restoreFile;
+    private AutoCompaction autoCompaction = AutoCompaction.OFF;
 
     public Builder name(String v) { name = v; return this; }
     public Builder dataDir(Path v) { dataDir = v; return this; }
@@ -112,6 +117,7 @@ public record KvStoreConfig(
     public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
     public Builder restoreFile(Path v) { restoreFile = v; return this; }
+    public Builder autoCompaction(AutoCompaction v) { autoCompaction = v; return this; }
 
     public KvStoreConfig build() {
       String peer = initialAdvertisePeerUrl != null ? initialAdvertisePeerUrl : "http://" + listenPeerUrl;
@@ -121,7 +127,8 @@ public record KvStoreConfig(
       return new KvStoreConfig(name, dataDir, listenClientUrls, advertise, listenPeerUrl, peer, cluster,
           initialClusterState, initialClusterToken, listenMetricsUrl, snapshotCount, electionTimeout,
           requestTimeout, logSegmentBytes, maxRequestBytes,
-          quotaBackendBytes > 0 ? quotaBackendBytes : defaultQuotaBytes(), progressNotifyInterval, restoreFile);
+          quotaBackendBytes > 0 ? quotaBackendBytes : defaultQuotaBytes(), progressNotifyInterval, restoreFile,
+          autoCompaction);
     }
   }
 }

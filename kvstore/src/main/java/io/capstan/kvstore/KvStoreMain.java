@@ -1,6 +1,7 @@
 package io.capstan.kvstore;
 
 import io.capstan.common.CommonPool;
+import io.capstan.common.GoDurations;
 import io.capstan.common.Urls;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -63,6 +64,13 @@ public final class KvStoreMain implements Callable<Integer> {
       + "'etcdserver: mvcc: database space exceeded' until a compaction frees space (default 0: a third of the heap).")
   long quotaBackendBytes;
 
+  @Option(names = "--auto-compaction-mode", description = "'periodic' (keep a duration of history) or 'revision' (keep a number of revisions) (default: ${DEFAULT-VALUE}).")
+  String autoCompactionMode = "periodic";
+
+  @Option(names = "--auto-compaction-retention", description = "History the leader keeps when it compacts on its own: "
+      + "a duration (30m, 72h; a bare number is hours) in periodic mode, a revision count in revision mode; 0 turns it off (default: ${DEFAULT-VALUE}).")
+  String autoCompactionRetention = "0";
+
   @Option(names = "--experimental-watch-progress-notify-interval", description = "Interval of watch progress notifications, e.g. 10m, 5s (default: ${DEFAULT-VALUE}).")
   String progressNotifyInterval = "10m";
 
@@ -107,7 +115,8 @@ public final class KvStoreMain implements Callable<Integer> {
         .electionTimeout(Duration.ofMillis(electionTimeoutMs))
         .maxRequestBytes(maxRequestBytes)
         .quotaBackendBytes(quotaBackendBytes)
-        .progressNotifyInterval(parseDuration(progressNotifyInterval))
+        .progressNotifyInterval(progressNotifyDuration())
+        .autoCompaction(AutoCompaction.parse(autoCompactionMode, autoCompactionRetention))
         .restoreFile(Files.exists(restore) ? restore : null);
     if (advertiseClientUrls != null) {
       b.advertiseClientUrls(java.util.List.of(advertiseClientUrls.split(",")));
@@ -137,19 +146,12 @@ public final class KvStoreMain implements Callable<Integer> {
     return out;
   }
 
-  static Duration parseDuration(String s) {
-    String v = s.trim().toLowerCase(java.util.Locale.ROOT);
-    long n = Long.parseLong(v.replaceAll("[a-z]+$", ""));
-    if (v.endsWith("ms")) {
-      return Duration.ofMillis(n);
-    } else if (v.endsWith("s")) {
-      return Duration.ofSeconds(n);
-    } else if (v.endsWith("m")) {
-      return Duration.ofMinutes(n);
-    } else if (v.endsWith("h")) {
-      return Duration.ofHours(n);
+  private Duration progressNotifyDuration() {
+    try {
+      return GoDurations.parse(progressNotifyInterval);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--experimental-watch-progress-notify-interval: " + e.getMessage());
     }
-    throw new IllegalArgumentException("duration '" + s + "' needs a unit: ms, s, m or h");
   }
 
   public static void main(String[] args) {

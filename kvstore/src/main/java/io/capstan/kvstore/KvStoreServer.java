@@ -6,9 +6,11 @@ import io.capstan.common.AdminHttpServer;
 import io.capstan.common.Urls;
 import io.capstan.kvstore.mvcc.ClusterMembers;
 import io.capstan.kvstore.mvcc.MvccStore;
+import io.capstan.kvstore.proto.RaftCommand;
 import io.capstan.kvstore.raft.RaftNode;
 import io.capstan.kvstore.server.EtcdGrpcServer;
 import io.capstan.kvstore.watch.WatchHub;
+import io.etcd.jetcd.api.CompactionRequest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.util.List;
@@ -32,10 +34,12 @@ public final class KvStoreServer implements AutoCloseable {
   private final AdminHttpServer admin;
   private final MetricRegistry metrics;
   private final ExecutorService compactor;
+  private final AutoCompactor autoCompactor;
 
   private KvStoreServer(KvStoreConfig config, MvccStore store, RaftNode raft, EtcdGrpcServer grpc,
-      AdminHttpServer admin, MetricRegistry metrics, ExecutorService compactor) {
+      AdminHttpServer admin, MetricRegistry metrics, ExecutorService compactor, AutoCompactor autoCompactor) {
     this.compactor = compactor;
+    this.autoCompactor = autoCompactor;
     this.config = config;
     this.store = store;
     this.raft = raft;
@@ -78,6 +82,12 @@ public final class KvStoreServer implements AutoCloseable {
       throw e;
     }
     registerGauges(metrics, store, raft, hub);
+    AutoCompactor autoCompactor = null;
+    if (config.autoCompaction().enabled()) {
+      autoCompactor = AutoCompactor.start(config.autoCompaction(), compactionTarget(store, raft));
+      metrics.register("kvstore_auto_compactions_total", (Gauge<Long>) autoCompactor::compactions);
+      metrics.register("kvstore_auto_compaction_failures_total", (Gauge<Long>) autoCompactor::failures);
+    }
     AdminHttpServer admin = null;
     if (config.listenMetricsUrl() != null) {
       Urls.HostPort m = config.listenMetricsUrl();
@@ -86,9 +96,34 @@ public final class KvStoreServer implements AutoCloseable {
               : raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader");
       admin = AdminHttpServer.start(m.host(), m.port(), metrics, raftCheck, raftCheck);
     }
-    KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics, compactor);
+    KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics, compactor, autoCompactor);
     LOG.info("kvstore member {} serving the etcd v3 API on {}", config.name(), grpc.ports());
     return server;
+  }
+
+  private static AutoCompactor.Target compactionTarget(MvccStore store, RaftNode raft) {
+    return new AutoCompactor.Target() {
+      @Override
+      public long currentRevision() {
+        return store.currentRevision();
+      }
+
+      @Override
+      public long compactRevision() {
+        return store.compactRevision();
+      }
+
+      @Override
+      public boolean isLeader() {
+        return raft.isLeaderReady();
+      }
+
+      @Override
+      public java.util.concurrent.CompletableFuture<?> compact(long revision) {
+        return raft.propose(RaftCommand.newBuilder()
+            .setCompaction(CompactionRequest.newBuilder().setRevision(revision)).build());
+      }
+    };
   }
 
   private static void registerGauges(MetricRegistry m, MvccStore store, RaftNode raft, WatchHub hub) {
@@ -162,6 +197,9 @@ public final class KvStoreServer implements AutoCloseable {
   @Override
   public void close() {
     LOG.info("kvstore member {} stopping", config.name());
+    if (autoCompactor != null) {
+      autoCompactor.close();
+    }
     grpc.close();
     raft.close();
     compactor.shutdownNow();

@@ -66,6 +66,7 @@ public final class MiniCluster implements AutoCloseable {
           .electionTimeout(b.electionTimeout)
           .requestTimeout(b.requestTimeout)
           .progressNotifyInterval(b.progressNotifyInterval)
+          .autoCompaction(b.autoCompaction)
           .build());
     }
   }
@@ -247,6 +248,7 @@ public final class MiniCluster implements AutoCloseable {
     private long quotaBackendBytes = 0;
     private int maxRequestBytes = KvStoreConfig.DEFAULT_MAX_REQUEST_BYTES;
     private final Map<Integer, String> advertisedClientUrls = new LinkedHashMap<>();
+    private io.capstan.kvstore.AutoCompaction autoCompaction = io.capstan.kvstore.AutoCompaction.OFF;
 
     public Builder size(int v) { size = v; return this; }
     public Builder snapshotCount(long v) { snapshotCount = v; return this; }
@@ -256,6 +258,7 @@ public final class MiniCluster implements AutoCloseable {
     public Builder progressNotifyInterval(Duration v) { progressNotifyInterval = v; return this; }
     public Builder quotaBackendBytes(long v) { quotaBackendBytes = v; return this; }
     public Builder maxRequestBytes(int v) { maxRequestBytes = v; return this; }
+    public Builder autoCompaction(io.capstan.kvstore.AutoCompaction v) { autoCompaction = v; return this; }
     /** Member {@code i} advertises {@code url} as its client URL instead of the one it listens on. */
     public Builder advertiseClientUrl(int i, String url) { advertisedClientUrls.put(i, url); return this; }
 

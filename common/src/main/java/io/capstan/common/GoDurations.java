@@ -1,0 +1,62 @@
+package io.capstan.common;
+
+import java.math.BigDecimal;
+import java.time.Duration;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Durations written as Go's {@code time.ParseDuration} reads them ({@code 300ms}, {@code 1.5h},
+ * {@code 2h45m}), the form etcd's and Kubernetes' duration flags take.
+ */
+public final class GoDurations {
+  private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|µs|μs|ms|s|m|h)");
+  private static final Map<String, Long> UNIT_NANOS = Map.of(
+      "ns", 1L, "us", 1_000L, "µs", 1_000L, "μs", 1_000L, "ms", 1_000_000L,
+      "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
+
+  private GoDurations() {}
+
+  /**
+   * Parses {@code text}: an optional sign, then one or more decimal numbers each with a unit
+   * ({@code ns}, {@code us}, {@code ms}, {@code s}, {@code m}, {@code h}); {@code 0} alone is zero.
+   *
+   * @throws IllegalArgumentException naming the text when it is not such a duration
+   */
+  public static Duration parse(String text) {
+    String s = text.trim();
+    boolean negative = s.startsWith("-");
+    if (negative || s.startsWith("+")) {
+      s = s.substring(1);
+    }
+    if (s.equals("0")) {
+      return Duration.ZERO;
+    }
+    Matcher m = PART.matcher(s);
+    BigDecimal nanos = BigDecimal.ZERO;
+    int at = 0;
+    while (at < s.length()) {
+      if (!m.find(at) || m.start() != at) {
+        throw new IllegalArgumentException("invalid duration '" + text + "': want a number with a unit (ns, us, ms, s, m, h), e.g. 300ms, 1.5h or 2h45m");
+      }
+      nanos = nanos.add(new BigDecimal(m.group(1)).multiply(BigDecimal.valueOf(UNIT_NANOS.get(m.group(2)))));
+      at = m.end();
+    }
+    if (at == 0) {
+      throw new IllegalArgumentException("invalid duration '" + text + "': empty");
+    }
+    long n;
+    try {
+      n = nanos.longValueExact();
+    } catch (ArithmeticException e) {
+      // a fraction of a nanosecond is dropped, as Go does; a value past ~292 years is refused
+      try {
+        n = nanos.toBigInteger().longValueExact();
+      } catch (ArithmeticException tooLarge) {
+        throw new IllegalArgumentException("invalid duration '" + text + "': too large");
+      }
+    }
+    return Duration.ofNanos(negative ? -n : n);
+  }
+}

@@ -1,0 +1,30 @@
+package io.capstan.common;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+class GoDurationsTest {
+  @Test
+  void readsGoDurations() {
+    assertThat(GoDurations.parse("0")).isEqualTo(Duration.ZERO);
+    assertThat(GoDurations.parse("300ms")).isEqualTo(Duration.ofMillis(300));
+    assertThat(GoDurations.parse("10m")).isEqualTo(Duration.ofMinutes(10));
+    assertThat(GoDurations.parse("1.5h")).isEqualTo(Duration.ofMinutes(90));
+    assertThat(GoDurations.parse("2h45m30s")).isEqualTo(Duration.ofSeconds(2 * 3600 + 45 * 60 + 30));
+    assertThat(GoDurations.parse("250us")).isEqualTo(Duration.ofNanos(250_000));
+    assertThat(GoDurations.parse("-5s")).isEqualTo(Duration.ofSeconds(-5));
+    assertThat(GoDurations.parse(".5s")).isEqualTo(Duration.ofMillis(500));
+  }
+
+  @Test
+  void refusesWhatGoRefuses() {
+    for (String bad : new String[] {"", "5", "1x", "h", "1h 5m", "m5", "5s!"}) {
+      assertThatThrownBy(() -> GoDurations.parse(bad)).as(bad)
+          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("invalid duration '" + bad + "'");
+    }
+    assertThatThrownBy(() -> GoDurations.parse("9999999999h")).hasMessageContaining("too large");
+  }
+}
