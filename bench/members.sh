@@ -108,17 +108,18 @@ stop_members() {
 # cpu_ticks: CPU time (user + system, clock ticks) the members have used so far
 cpu_ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 
-# start_etcd <base port>: starts a 3-member etcd (${ETCD:-/usr/bin/etcd}) with client ports base..base+2
+# start_etcd <base port>: starts a 3-member etcd (${ETCD:-/usr/bin/etcd}, with ${ETCD_FLAGS}) with client ports base..base+2
 # and peer ports base+10..base+12, data in $work/e<i>; fills pids[] and eps, returns once one leads
 start_etcd() {
   local base=$1 initial="" i
   for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:$((base + 10 + i))"; done
   for i in 0 1 2; do
+    # shellcheck disable=SC2086 # ETCD_FLAGS: extra etcd flags, split on spaces
     "${ETCD:-/usr/bin/etcd}" --name "e$i" --data-dir "$work/e$i" \
       --listen-client-urls "http://127.0.0.1:$((base + i))" --advertise-client-urls "http://127.0.0.1:$((base + i))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
       --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
-      --initial-cluster "$initial" --initial-cluster-state new --logger zap --log-outputs stderr \
+      --initial-cluster "$initial" --initial-cluster-state new --logger zap --log-outputs stderr ${ETCD_FLAGS:-} \
       > "$work/e$i.log" 2>&1 &
     pids[$i]=$!
   done

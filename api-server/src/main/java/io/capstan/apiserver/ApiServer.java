@@ -5,6 +5,7 @@ import io.capstan.apiserver.grpc.ApiServerService;
 import io.capstan.apiserver.registry.Registry;
 import io.capstan.apiserver.rest.RestHandler;
 import io.capstan.apiserver.storage.EtcdClient;
+import io.capstan.apiserver.storage.HistoryCompactor;
 import io.capstan.common.AdminHttpServer;
 import io.etcd.jetcd.api.MaintenanceGrpc;
 import io.etcd.jetcd.api.StatusRequest;
@@ -27,9 +28,11 @@ public final class ApiServer implements AutoCloseable {
   private final AdminHttpServer admin;
   private final ApiServerService service;
   private final java.util.concurrent.ExecutorService rest;
+  private final HistoryCompactor compactor;
 
   private ApiServer(EtcdClient etcd, Server grpc, AdminHttpServer admin, java.util.concurrent.ExecutorService rest,
-      ApiServerService service) {
+      ApiServerService service, HistoryCompactor compactor) {
+    this.compactor = compactor;
     this.rest = rest;
     this.service = service;
     this.etcd = etcd;
@@ -45,6 +48,19 @@ public final class ApiServer implements AutoCloseable {
   /** @param watchWindow events kept per resource for resuming watches */
   public static ApiServer start(String kvstoreEndpoints, String host, int grpcPort, int httpPort, int watchWindow)
       throws IOException {
+    return start(kvstoreEndpoints, host, grpcPort, httpPort, watchWindow, DEFAULT_COMPACTION_INTERVAL);
+  }
+
+  /** kube-apiserver's default {@code --etcd-compaction-interval}. */
+  public static final java.time.Duration DEFAULT_COMPACTION_INTERVAL = java.time.Duration.ofMinutes(5);
+
+  /**
+   * @param watchWindow events kept per resource for resuming watches
+   * @param compactionInterval how often the replicas compact the kvstore's history ({@link
+   *     HistoryCompactor}); zero for never
+   */
+  public static ApiServer start(String kvstoreEndpoints, String host, int grpcPort, int httpPort, int watchWindow,
+      java.time.Duration compactionInterval) throws IOException {
     EtcdClient etcd = new EtcdClient(kvstoreEndpoints);
     MetricRegistry metrics = new MetricRegistry();
     ApiServerService service = new ApiServerService(Registry.builtIn(), etcd, watchWindow);
@@ -70,8 +86,13 @@ public final class ApiServer implements AutoCloseable {
       etcd.close();
       throw e;
     }
+    HistoryCompactor compactor = null;
+    if (!compactionInterval.isZero()) {
+      compactor = HistoryCompactor.start(etcd, compactionInterval);
+      metrics.register("apiserver_storage_compactions_total", (com.codahale.metrics.Gauge<Long>) compactor::compactions);
+    }
     LOG.info("api-server serving gRPC on {} and HTTP on {} against kvstore {}", grpc.getPort(), admin.port(), kvstoreEndpoints);
-    return new ApiServer(etcd, grpc, admin, rest, service);
+    return new ApiServer(etcd, grpc, admin, rest, service, compactor);
   }
 
   /**
@@ -110,6 +131,9 @@ public final class ApiServer implements AutoCloseable {
   @Override
   public void close() {
     LOG.info("api-server stopping");
+    if (compactor != null) {
+      compactor.close();
+    }
     grpc.shutdownNow();
     service.close();
     admin.close();

@@ -26,9 +26,22 @@ public final class ApiServerMain implements Callable<Integer> {
   @Option(names = "--watch-cache-size", defaultValue = "1000", description = "Events kept per resource for watches resuming from a past version (default: ${DEFAULT-VALUE}).")
   int watchCacheSize;
 
+  @Option(names = "--etcd-compaction-interval", defaultValue = "5m", description = "How often the replicas compact the kvstore's "
+      + "history, keeping at least that much of it (kube-apiserver's flag); 0 for never (default: ${DEFAULT-VALUE}).")
+  String compactionInterval;
+
   @Override
   public Integer call() throws Exception {
-    ApiServer server = ApiServer.start(kvstoreEndpoints, bindAddress, grpcPort, httpPort, watchCacheSize);
+    java.time.Duration every;
+    try {
+      every = io.capstan.common.GoDurations.parse(compactionInterval);
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.ParameterException(new CommandLine(this), "--etcd-compaction-interval: " + e.getMessage());
+    }
+    if (every.isNegative()) {
+      throw new CommandLine.ParameterException(new CommandLine(this), "--etcd-compaction-interval must not be negative");
+    }
+    ApiServer server = ApiServer.start(kvstoreEndpoints, bindAddress, grpcPort, httpPort, watchCacheSize, every);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       server.close();
