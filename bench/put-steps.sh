@@ -11,6 +11,7 @@
 # overlap one. SCHED=1 records the scheduler's switches and wake-ups during the puts (perf, to
 # /dev/shm) and prints what the CPUs ran, and which threads waited for one, during the longest step
 # of each of the slowest puts, against the middle ones (by process, then by thread).
+# FULL_WARM_UP=1 gives each cluster compare.sh's warm-up (warm_up in members.sh) first.
 # Needs tcpdump (apt-get install -y tcpdump), root (or CAP_NET_RAW) and etcd (etcd-server).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +43,9 @@ steps() {
   fi
   lead="$(bench status --endpoints "$eps" --conns 1 --leader | head -1)"
   for e in ${eps//,/ }; do [ "$e" != "$lead" ] && { [ -z "${follower:-}" ] && follower=$e || other=$e; }; done
+  # FULL_WARM_UP=1: first the warm-up compare.sh gives (members.sh's warm_up: puts, ranges and
+  # twelve runs to 1,000 watchers), to see whether what it leaves behind slows the serial puts
+  [ -n "${FULL_WARM_UP:-}" ] && warm_up "$eps"
   # warm-up: puts with 64 in flight, then serial puts through the follower (JIT of both paths)
   bench put --endpoints "$eps" --clients 64 --total 40000 --warmup 0 > /dev/null
   bench put --endpoints "$follower" --conns 1 --clients 1 --total 8000 --warmup 0 > /dev/null
