@@ -12,14 +12,20 @@ import picocli.CommandLine.Option;
  * serial puts, for Capstan and etcd alike: docs/performance-history.md, "What the CPUs ran during
  * those stalls"); serial puts through a 1-member kvstore keep it compiling for 30-50% of a CPU for
  * ~13 s, ~10,000 puts. So after the operations {@code --warmup} asks for, a run with few requests
- * in flight (a latency run) goes on in rounds until the client's JIT has compiled for less than 2%
- * of a whole second, or {@code --warmup-limit} seconds have passed since the warm-up began (0:
+ * in flight (a latency run) goes on in rounds until the client's JIT has compiled for less than 1%
+ * of each of two whole seconds in a row, or {@code --warmup-limit} seconds have passed since the warm-up began (0:
  * exactly {@code --warmup} operations). Runs with many in flight do not: they would write ~3,000
  * puts a second for as long, against the store's space quota.
  */
 final class ClientWarmUp {
-  /** Compilation time, as a share of the wall-clock time, below which the JIT counts as quiet. */
-  static final double QUIET = 0.02;
+  /**
+   * Compilation time, as a share of the wall-clock time, below which a window counts as quiet. At
+   * 2% (until 2026-12-07, 23:30 UTC) a warm-up that stopped right at the threshold let the client's
+   * C2 take 28% of the CPUs in etcd's slowest serial puts after it (put-steps, 21:24 UTC).
+   */
+  static final double QUIET = 0.01;
+  /** Quiet one-second windows in a row that end the warm-up. */
+  static final int QUIET_WINDOWS = 2;
   private static final long WINDOW_NANOS = TimeUnit.SECONDS.toNanos(1);
   /** Requests in flight up to which a run counts as a latency run. */
   static final int LATENCY_RUN = 4;
@@ -57,21 +63,21 @@ final class ClientWarmUp {
     long ops = minOps;
     long windowStart = System.nanoTime();
     long compiledMs = jit.getTotalCompilationTime();
-    boolean quiet = false;
+    int quietWindows = 0;
     double share = Double.NaN;
-    while (!quiet && System.nanoTime() < deadline) {
+    while (quietWindows < QUIET_WINDOWS && System.nanoTime() < deadline) {
       round.run(roundOps);
       ops += roundOps;
       long now = System.nanoTime();
       if (now - windowStart >= WINDOW_NANOS) {
         long c = jit.getTotalCompilationTime();
         share = (c - compiledMs) / ((now - windowStart) / 1e6);
-        quiet = share < QUIET;
+        quietWindows = share < QUIET ? quietWindows + 1 : 0;
         windowStart = now;
         compiledMs = c;
       }
     }
     System.err.printf("%s: client warm-up %d operations, %.1f s, %s (compiling %.1f%% of the last second)%n", what, ops,
-        (System.nanoTime() - start) / 1e9, quiet ? "until its JIT was quiet" : "stopped at --warmup-limit", share * 100);
+        (System.nanoTime() - start) / 1e9, quietWindows >= QUIET_WINDOWS ? "until its JIT was quiet" : "stopped at --warmup-limit", share * 100);
   }
 }

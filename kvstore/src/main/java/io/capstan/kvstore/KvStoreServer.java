@@ -82,12 +82,6 @@ public final class KvStoreServer implements AutoCloseable {
       throw e;
     }
     registerGauges(metrics, store, raft, hub);
-    AutoCompactor autoCompactor = null;
-    if (config.autoCompaction().enabled()) {
-      autoCompactor = AutoCompactor.start(config.autoCompaction(), compactionTarget(store, raft));
-      metrics.register("kvstore_auto_compactions_total", (Gauge<Long>) autoCompactor::compactions);
-      metrics.register("kvstore_auto_compaction_failures_total", (Gauge<Long>) autoCompactor::failures);
-    }
     AdminHttpServer admin = null;
     if (config.listenMetricsUrl() != null) {
       Urls.HostPort m = config.listenMetricsUrl();
@@ -95,6 +89,13 @@ public final class KvStoreServer implements AutoCloseable {
           !raft.raftRunning() ? AdminHttpServer.Check.failing("the Raft server is not running")
               : raft.hasLeader() ? AdminHttpServer.Check.passing() : AdminHttpServer.Check.failing("no Raft leader");
       admin = AdminHttpServer.start(m.host(), m.port(), metrics, raftCheck, raftCheck);
+    }
+    // last, once nothing else can fail: its thread would outlive a member that did not start
+    AutoCompactor autoCompactor = null;
+    if (config.autoCompaction().enabled()) {
+      autoCompactor = AutoCompactor.start(config.autoCompaction(), compactionTarget(store, raft));
+      metrics.register("kvstore_auto_compactions_total", (Gauge<Long>) autoCompactor::compactions);
+      metrics.register("kvstore_auto_compaction_failures_total", (Gauge<Long>) autoCompactor::failures);
     }
     KvStoreServer server = new KvStoreServer(config, store, raft, grpc, admin, metrics, compactor, autoCompactor);
     LOG.info("kvstore member {} serving the etcd v3 API on {}", config.name(), grpc.ports());
