@@ -5,6 +5,10 @@
 #
 #   mvn -B -q package -DskipTests && bench/compare.sh [--quick]
 #
+# COMPACT=<duration> (e.g. 5m, as kube-apiserver keeps it) starts both systems with
+# --auto-compaction-mode periodic --auto-compaction-retention <duration>; default: no compaction
+# (etcd's default), so each store holds every version the runs write.
+#
 # Needs: deploy/target/capstan (built), /usr/bin/etcd and etcdctl (apt-get install etcd-server).
 set -euo pipefail
 
@@ -33,6 +37,9 @@ trap cleanup EXIT
 # bench (the benchmark client, without the kvstore's CAPSTAN_JAVA_OPTS) and warm_up
 # shellcheck source=bench/members.sh
 . "$root/bench/members.sh"
+history_flags=""
+[ -n "${COMPACT:-}" ] && history_flags="--auto-compaction-mode periodic --auto-compaction-retention $COMPACT"
+ETCD_FLAGS="${ETCD_FLAGS:-} $history_flags"
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
 
@@ -41,7 +48,8 @@ start_capstan() {
   local base=$1 initial="" i
   for i in 0 1 2; do initial+="${initial:+,}c$i=http://127.0.0.1:$((base + 10 + i))"; done
   for i in 0 1 2; do
-    "$capstan" kvstore --name "c$i" --data-dir "$work/c$i" \
+    # shellcheck disable=SC2086 # history_flags: split on spaces
+    "$capstan" kvstore --name "c$i" --data-dir "$work/c$i" $history_flags \
       --listen-client-urls "http://127.0.0.1:$((base + i))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + i))" \
       --initial-cluster "$initial" > "$work/c$i.log" 2>&1 &
@@ -136,7 +144,7 @@ gap() { sed -E 's/.*writes=([0-9.]+ms).*/\1/' <<< "$1"; }
 
 cat <<TABLE
 
-Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%d); etcd $("$etcd_bin" --version | head -1 | awk '{print $3}')$( [ $quick = 1 ] && echo " (quick run)")
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%d); etcd $("$etcd_bin" --version | head -1 | awk '{print $3}')$( [ $quick = 1 ] && echo " (quick run)")$( [ -n "${COMPACT:-}" ] && echo "; both compacting their history periodically, keeping $COMPACT")
 
 | metric | Capstan kvstore (3 members) | etcd 3.4 (3 members) |
 |---|---|---|

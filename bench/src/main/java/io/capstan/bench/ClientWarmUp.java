@@ -37,9 +37,9 @@ final class ClientWarmUp {
     int limit;
   }
 
-  /** Runs {@code ops} unmeasured operations. */
+  /** Runs {@code ops} unmeasured operations; returns how many failed. */
   interface Round {
-    void run(int ops) throws Exception;
+    long run(int ops) throws Exception;
   }
 
   private ClientWarmUp() {}
@@ -54,9 +54,14 @@ final class ClientWarmUp {
       return;
     }
     long start = System.nanoTime();
-    round.run(minOps);
+    long failed = round.run(minOps);
     CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
     if (limitSeconds <= 0 || inFlight > LATENCY_RUN || jit == null || !jit.isCompilationTimeMonitoringSupported()) {
+      return;
+    }
+    if (failed > 0) {
+      // a store that refuses the operations (e.g. over its space quota) would refuse a minute of them
+      System.err.printf("%s: client warm-up stopped after %d operations: %d failed%n", what, minOps, failed);
       return;
     }
     long deadline = start + TimeUnit.SECONDS.toNanos(limitSeconds);
@@ -66,8 +71,12 @@ final class ClientWarmUp {
     int quietWindows = 0;
     double share = Double.NaN;
     while (quietWindows < QUIET_WINDOWS && System.nanoTime() < deadline) {
-      round.run(roundOps);
+      failed = round.run(roundOps);
       ops += roundOps;
+      if (failed > 0) {
+        System.err.printf("%s: client warm-up stopped after %d operations: %d of the last %d failed%n", what, ops, failed, roundOps);
+        return;
+      }
       long now = System.nanoTime();
       if (now - windowStart >= WINDOW_NANOS) {
         long c = jit.getTotalCompilationTime();

@@ -26,7 +26,7 @@ final class LoadDriver {
    */
   static void warmUp(String what, int minOps, int inFlight, int limitSeconds, IntFunction<ListenableFuture<?>> op)
       throws Exception {
-    ClientWarmUp.run(what, minOps, inFlight, Math.max(100, inFlight * 10), limitSeconds, n -> run(n, inFlight, op));
+    ClientWarmUp.run(what, minOps, inFlight, Math.max(100, inFlight * 10), limitSeconds, n -> run(n, inFlight, op).errors());
   }
 
   static Result run(int total, int inFlight, IntFunction<ListenableFuture<?>> op) throws InterruptedException {

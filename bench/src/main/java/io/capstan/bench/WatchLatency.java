@@ -110,6 +110,7 @@ final class WatchLatency implements Callable<Integer> {
           next[0] += interval;
           put(kv, key, -1);
         }
+        return 0; // a failed put throws
       });
       for (int i = 0; i < puts; i++) {
         Pacer.waitUntil(next[0]);

@@ -10,8 +10,9 @@ import org.junit.jupiter.api.Test;
 class ClientWarmUpTest {
   private final List<Integer> rounds = new ArrayList<>();
 
-  private void round(int ops) {
+  private long round(int ops) {
     rounds.add(ops);
+    return 0;
   }
 
   @Test
@@ -46,6 +47,7 @@ class ClientWarmUpTest {
         later[0]++;
         otherSize[0] |= ops != 10;
       }
+      return 0;
     });
     long took = System.nanoTime() - start;
     assertThat(first[0]).isEqualTo(100);
@@ -54,5 +56,20 @@ class ClientWarmUpTest {
     assertThat(took).as("went on for at least the quiet one-second windows in a row")
         .isGreaterThanOrEqualTo(TimeUnit.SECONDS.toNanos(ClientWarmUp.QUIET_WINDOWS));
     assertThat(took).as("stopped once quiet, well before the 60 s limit").isLessThan(TimeUnit.SECONDS.toNanos(30));
+  }
+
+  @Test
+  void failuresEndTheWarmUpAtOnce() throws Exception {
+    ClientWarmUp.run("test", 100, 1, 10, 60, ops -> {
+      rounds.add(ops);
+      return 3;
+    });
+    assertThat(rounds).as("no rounds after the one that failed").containsExactly(100);
+    rounds.clear();
+    ClientWarmUp.run("test", 100, 1, 10, 60, ops -> {
+      rounds.add(ops);
+      return rounds.size() >= 3 ? 1 : 0;
+    });
+    assertThat(rounds).containsExactly(100, 10, 10);
   }
 }
