@@ -144,7 +144,7 @@ public final class AutoCompactor implements AutoCloseable {
     return revision;
   }
 
-  /** Compactions this member proposed and saw applied. */
+  /** Compactions this member proposed and saw done (applied, or found done already by another). */
   public long compactions() {
     return compactions.get();
   }
