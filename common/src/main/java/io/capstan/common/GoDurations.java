@@ -59,4 +59,39 @@ public final class GoDurations {
     }
     return Duration.ofNanos(negative ? -n : n);
   }
+
+  /**
+   * Writes {@code d} as Go's {@code Duration.String} does (what etcd logs): {@code 2s}, {@code
+   * 30m0s}, {@code 72h0m0s}, {@code 1.5s}, {@code 300ms}, {@code 0s}.
+   */
+  public static String format(Duration d) {
+    if (d.isZero()) {
+      return "0s";
+    }
+    if (d.isNegative()) {
+      return "-" + format(d.negated());
+    }
+    long nanos = d.toNanos();
+    if (nanos < 1_000_000_000L) {
+      String[] units = {"ns", "µs", "ms"};
+      long scale = 1;
+      int u = 0;
+      while (u < 2 && nanos >= scale * 1000) {
+        scale *= 1000;
+        u++;
+      }
+      return decimal(nanos, scale) + units[u];
+    }
+    long hours = d.toHours();
+    long minutes = d.toMinutesPart();
+    String seconds = decimal(nanos % 60_000_000_000L, 1_000_000_000L) + "s";
+    if (hours > 0) {
+      return hours + "h" + minutes + "m" + seconds;
+    }
+    return minutes > 0 ? minutes + "m" + seconds : seconds;
+  }
+
+  private static String decimal(long value, long scale) {
+    return new BigDecimal(value).divide(BigDecimal.valueOf(scale)).stripTrailingZeros().toPlainString();
+  }
 }

@@ -27,4 +27,18 @@ class GoDurationsTest {
     }
     assertThatThrownBy(() -> GoDurations.parse("9999999999h")).hasMessageContaining("too large");
   }
+
+  @Test
+  void writesAsGoDoes() {
+    assertThat(GoDurations.format(Duration.ZERO)).isEqualTo("0s");
+    assertThat(GoDurations.format(Duration.ofSeconds(2))).isEqualTo("2s");
+    assertThat(GoDurations.format(Duration.ofMillis(1500))).isEqualTo("1.5s");
+    assertThat(GoDurations.format(Duration.ofMinutes(30))).isEqualTo("30m0s");
+    assertThat(GoDurations.format(Duration.ofHours(72))).isEqualTo("72h0m0s");
+    assertThat(GoDurations.format(Duration.ofSeconds(3723))).isEqualTo("1h2m3s");
+    assertThat(GoDurations.format(Duration.ofMillis(300))).isEqualTo("300ms");
+    assertThat(GoDurations.format(Duration.ofNanos(250_000))).isEqualTo("250µs");
+    assertThat(GoDurations.format(Duration.ofNanos(7))).isEqualTo("7ns");
+    assertThat(GoDurations.format(GoDurations.parse("2h45m30.5s"))).isEqualTo("2h45m30.5s");
+  }
 }

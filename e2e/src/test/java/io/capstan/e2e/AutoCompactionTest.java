@@ -29,7 +29,7 @@ class AutoCompactionTest {
           .pollInterval(Duration.ofMillis(200))
           .until(() -> etcdctl.run("get", "ac/k", "--rev=" + r1).err().contains("etcdserver: mvcc: required revision has been compacted"));
       assertThat(etcdctl.run("get", "ac/k", "--print-value-only").ok().out()).isEqualTo("2\n");
-      assertThat(IntStream.range(0, 3).filter(i -> !c.logLines(i, "auto-compaction (periodic, keeping PT2S): compacting to revision").isEmpty()))
+      assertThat(IntStream.range(0, 3).filter(i -> !c.logLines(i, "auto-compaction (periodic, keeping 2s): compacting to revision").isEmpty()))
           .as("members that proposed a compaction (the leader)").isNotEmpty();
       for (int i = 0; i < 3; i++) {
         assertThat(c.logLines(i, "compacted to revision")).as("member %d applied a compaction", i).isNotEmpty();

@@ -31,7 +31,7 @@ public record AutoCompaction(Mode mode, Duration period, long revisions, Duratio
       throw new IllegalArgumentException("--auto-compaction-retention must not be negative");
     }
     if ((mode == Mode.PERIODIC ? !period.isZero() : revisions > 0) && checkInterval.toMillis() < 1) {
-      throw new IllegalArgumentException("--auto-compaction-retention " + period
+      throw new IllegalArgumentException("--auto-compaction-retention " + GoDurations.format(period)
           + " is too short: periodic retention must be at least 10ms");
     }
   }
@@ -102,6 +102,7 @@ public record AutoCompaction(Mode mode, Duration period, long revisions, Duratio
     if (!enabled()) {
       return "off";
     }
-    return mode == Mode.PERIODIC ? "periodic, keeping " + period : "revision, keeping " + revisions + " revisions";
+    return mode == Mode.PERIODIC ? "periodic, keeping " + GoDurations.format(period)
+        : "revision, keeping " + revisions + " revisions";
   }
 }
