@@ -34,9 +34,9 @@ public final class ApiServerMain implements Callable<Integer> {
   public Integer call() throws Exception {
     java.time.Duration every;
     try {
-      every = io.capstan.common.GoDurations.parse(compactionInterval);
+      every = io.capstan.common.GoDurations.parseFlag("--etcd-compaction-interval", compactionInterval);
     } catch (IllegalArgumentException e) {
-      throw new CommandLine.ParameterException(new CommandLine(this), "--etcd-compaction-interval: " + e.getMessage());
+      throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
     }
     if (every.isNegative()) {
       throw new CommandLine.ParameterException(new CommandLine(this), "--etcd-compaction-interval must not be negative");

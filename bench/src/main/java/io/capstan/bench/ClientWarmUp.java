@@ -59,24 +59,16 @@ final class ClientWarmUp {
     if (limitSeconds <= 0 || inFlight > LATENCY_RUN || jit == null || !jit.isCompilationTimeMonitoringSupported()) {
       return;
     }
-    if (failed > 0) {
-      // a store that refuses the operations (e.g. over its space quota) would refuse a minute of them
-      System.err.printf("%s: client warm-up stopped after %d operations: %d failed%n", what, minOps, failed);
-      return;
-    }
     long deadline = start + TimeUnit.SECONDS.toNanos(limitSeconds);
     long ops = minOps;
     long windowStart = System.nanoTime();
     long compiledMs = jit.getTotalCompilationTime();
     int quietWindows = 0;
     double share = Double.NaN;
-    while (quietWindows < QUIET_WINDOWS && System.nanoTime() < deadline) {
+    // a store that refuses the operations (e.g. over its space quota) would refuse a minute of them
+    while (failed == 0 && quietWindows < QUIET_WINDOWS && System.nanoTime() < deadline) {
       failed = round.run(roundOps);
       ops += roundOps;
-      if (failed > 0) {
-        System.err.printf("%s: client warm-up stopped after %d operations: %d of the last %d failed%n", what, ops, failed, roundOps);
-        return;
-      }
       long now = System.nanoTime();
       if (now - windowStart >= WINDOW_NANOS) {
         long c = jit.getTotalCompilationTime();
@@ -85,6 +77,10 @@ final class ClientWarmUp {
         windowStart = now;
         compiledMs = c;
       }
+    }
+    if (failed > 0) {
+      System.err.printf("%s: client warm-up stopped after %d operations: %d of its last round failed%n", what, ops, failed);
+      return;
     }
     System.err.printf("%s: client warm-up %d operations, %.1f s, %s (compiling %.1f%% of the last second)%n", what, ops,
         (System.nanoTime() - start) / 1e9, quietWindows >= QUIET_WINDOWS ? "until its JIT was quiet" : "stopped at --warmup-limit", share * 100);

@@ -48,16 +48,21 @@ public final class GoDurations {
     }
     long n;
     try {
-      n = nanos.longValueExact();
-    } catch (ArithmeticException e) {
       // a fraction of a nanosecond is dropped, as Go does; a value past ~292 years is refused
-      try {
-        n = nanos.toBigInteger().longValueExact();
-      } catch (ArithmeticException tooLarge) {
-        throw new IllegalArgumentException("invalid duration '" + text + "': too large");
-      }
+      n = nanos.toBigInteger().longValueExact();
+    } catch (ArithmeticException tooLarge) {
+      throw new IllegalArgumentException("invalid duration '" + text + "': too large");
     }
     return Duration.ofNanos(negative ? -n : n);
+  }
+
+  /** {@link #parse} for the value of command-line flag {@code flag}, whose name the error leads with. */
+  public static Duration parseFlag(String flag, String text) {
+    try {
+      return parse(text);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(flag + ": " + e.getMessage());
+    }
   }
 
   /**

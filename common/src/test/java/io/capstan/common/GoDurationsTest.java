@@ -26,6 +26,9 @@ class GoDurationsTest {
           .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("invalid duration '" + bad + "'");
     }
     assertThatThrownBy(() -> GoDurations.parse("9999999999h")).hasMessageContaining("too large");
+    assertThatThrownBy(() -> GoDurations.parseFlag("--some-interval", "soon"))
+        .hasMessageStartingWith("--some-interval: invalid duration 'soon'");
+    assertThat(GoDurations.parseFlag("--some-interval", "1.5s")).isEqualTo(Duration.ofMillis(1500));
   }
 
   @Test

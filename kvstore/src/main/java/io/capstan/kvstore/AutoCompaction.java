@@ -68,12 +68,7 @@ public record AutoCompaction(Mode mode, Duration period, long revisions, Duratio
           long hours = Long.parseLong(r);
           return hours == 0 ? OFF : periodic(Duration.ofHours(hours));
         }
-        Duration keep;
-        try {
-          keep = GoDurations.parse(r);
-        } catch (IllegalArgumentException e) {
-          throw new IllegalArgumentException("--auto-compaction-retention: " + e.getMessage());
-        }
+        Duration keep = GoDurations.parseFlag("--auto-compaction-retention", r);
         return keep.isZero() ? OFF : periodic(keep);
       }
       case "revision" -> {

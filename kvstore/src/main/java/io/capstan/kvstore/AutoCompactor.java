@@ -1,9 +1,9 @@
 package io.capstan.kvstore;
 
+import io.capstan.common.DaemonThreads;
 import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -71,11 +71,7 @@ public final class AutoCompactor implements AutoCloseable {
   /** Starts a compactor that checks every {@code policy.checkInterval()} on its own thread. */
   public static AutoCompactor start(AutoCompaction policy, Target target) {
     AutoCompactor c = new AutoCompactor(policy, target, System.nanoTime());
-    c.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "auto-compactor");
-      t.setDaemon(true);
-      return t;
-    });
+    c.timer = DaemonThreads.scheduler("auto-compactor");
     long every = policy.checkInterval().toNanos();
     c.timer.scheduleWithFixedDelay(() -> {
       try {

@@ -115,7 +115,7 @@ public final class KvStoreMain implements Callable<Integer> {
         .electionTimeout(Duration.ofMillis(electionTimeoutMs))
         .maxRequestBytes(maxRequestBytes)
         .quotaBackendBytes(quotaBackendBytes)
-        .progressNotifyInterval(progressNotifyDuration())
+        .progressNotifyInterval(GoDurations.parseFlag("--experimental-watch-progress-notify-interval", progressNotifyInterval))
         .autoCompaction(AutoCompaction.parse(autoCompactionMode, autoCompactionRetention))
         .restoreFile(Files.exists(restore) ? restore : null);
     if (advertiseClientUrls != null) {
@@ -144,14 +144,6 @@ public final class KvStoreMain implements Callable<Integer> {
       }
     }
     return out;
-  }
-
-  private Duration progressNotifyDuration() {
-    try {
-      return GoDurations.parse(progressNotifyInterval);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--experimental-watch-progress-notify-interval: " + e.getMessage());
-    }
   }
 
   public static void main(String[] args) {

@@ -66,11 +66,7 @@ public final class ApiServerService extends ApiServerGrpc.ApiServerImplBase {
 
   private final java.time.Duration bookmarkInterval;
   private final java.util.concurrent.ScheduledExecutorService bookmarkTimer =
-      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "watch-bookmarks");
-        t.setDaemon(true);
-        return t;
-      });
+      io.capstan.common.DaemonThreads.scheduler("watch-bookmarks");
 
   private WatchCache cache(ResourceType t) {
     return caches.computeIfAbsent(t, k -> new WatchCache(etcd, store(k).prefix(""), k.prototype(), watchWindow).start());

@@ -1,6 +1,7 @@
 package io.capstan.apiserver.storage;
 
 import com.google.protobuf.ByteString;
+import io.capstan.common.DaemonThreads;
 import io.etcd.jetcd.api.CompactionRequest;
 import io.etcd.jetcd.api.Compare;
 import io.etcd.jetcd.api.KVGrpc;
@@ -12,7 +13,6 @@ import io.etcd.jetcd.api.TxnResponse;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -47,11 +47,7 @@ public final class HistoryCompactor implements AutoCloseable {
   /** Starts rounds every {@code interval} on its own thread. */
   public static HistoryCompactor start(EtcdClient etcd, Duration interval) {
     HistoryCompactor c = new HistoryCompactor(etcd);
-    c.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "history-compactor");
-      t.setDaemon(true);
-      return t;
-    });
+    c.timer = DaemonThreads.scheduler("history-compactor");
     long every = interval.toNanos();
     c.timer.scheduleWithFixedDelay(() -> {
       try {

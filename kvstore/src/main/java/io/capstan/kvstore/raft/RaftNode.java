@@ -185,17 +185,9 @@ public final class RaftNode implements AutoCloseable {
     this.leaseClock = leaseClock;
     this.clusterId = clusterId;
     config.initialCluster().forEach((name, url) -> memberIds.put(name, memberId(url, config.initialClusterToken())));
-    this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "raft-node-timer");
-      t.setDaemon(true);
-      return t;
-    });
+    this.timer = io.capstan.common.DaemonThreads.scheduler("raft-node-timer");
     this.electionWatch = new ElectionWatch(division, ELECTION_WATCH_MAX_PERIOD_MS);
-    this.electionWatchTimer = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "raft-election-watch");
-      t.setDaemon(true);
-      return t;
-    });
+    this.electionWatchTimer = io.capstan.common.DaemonThreads.scheduler("raft-election-watch");
   }
 
   /** Starts this member's Raft server (recovering its log and snapshot if the data dir has them). */
